@@ -1,0 +1,132 @@
+"""StreamProducer: the entry point an agent process uses to start streams."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from typing import Any
+
+from celery import Celery
+from redis.exceptions import RedisError
+
+from producers.aio import AsyncStream
+from producers.errors import BackendUnavailable
+from producers.pusher import Pusher
+from producers.stream import Stream
+from tokenrelay.config import Settings
+from workers.app import create_app
+from workers.channels import get_spec
+from workers.channels.base import FORMATS
+from workers.state import Store, validate_stream_id
+from workers.tasks import FLUSH, STOP
+
+#: an account name (selects TOKENRELAY_<CHANNEL>_<ACCOUNT>_BOT_TOKEN)
+ACCOUNT = re.compile(r"^[A-Za-z0-9_]{1,32}$")
+
+
+class StreamProducer:
+    """Starts streams and moves their tokens to Redis; reads the same TOKENRELAY_* env as workers.
+
+    >>> producer = StreamProducer()                                      # doctest: +SKIP
+    >>> with producer.stream(channel="telegram", chat_id="42") as s:     # doctest: +SKIP
+    ...     s.emit("Hello")
+    """
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        store: Store | None = None,
+        app: Celery | None = None,
+    ) -> None:
+        self.settings = settings or Settings.from_env()
+        self.store = store or Store.from_url(self.settings.redis_url)
+        self.app = app or create_app(
+            broker_url=self.settings.broker_url, task_default_queue=self.settings.queue
+        )
+        self._pusher = Pusher(self)
+
+    def start(
+        self,
+        channel: str,
+        chat_id: str | int,
+        *,
+        account: str = "default",
+        format: str = "text",
+        interval: float | None = None,
+        stream_id: str | None = None,
+    ) -> Stream:
+        """Register a new stream to ``chat_id`` on ``channel``; returns at once with a Stream.
+
+        ``format``: ``text`` (as written), ``markdown`` (rendered for the platform, half-written
+        markup healed while streaming) or ``html`` (the platform's own markup, passed through).
+        ``interval``: seconds between edits (default TOKENRELAY_FLUSH_INTERVAL; 3 s in groups).
+        """
+        spec = get_spec(channel, self.settings)
+        if chat_id is None or (isinstance(chat_id, str) and not chat_id.strip()):
+            raise ValueError("chat_id is required")
+        chat = spec.normalize_chat_id(chat_id)
+        if not isinstance(account, str) or not ACCOUNT.match(account):
+            raise ValueError(f"invalid account {account!r}: 1-32 of [A-Za-z0-9_]")
+        if format not in FORMATS:
+            raise ValueError(f"invalid format {format!r}; one of {', '.join(FORMATS)}")
+        if interval is not None and not (0.05 <= float(interval) <= 3600):
+            raise ValueError(f"interval must be between 0.05 and 3600 s, not {interval!r}")
+        sid = validate_stream_id(stream_id) if stream_id is not None else uuid.uuid4().hex
+        every = float(interval) if interval is not None else spec.interval_for(
+            chat, self.settings.flush_interval
+        )
+        meta: dict[str, str | int] = {
+            "channel": channel,
+            "account": account,
+            "chat_id": chat,
+            "format": format,
+            "interval_ms": int(every * 1000),
+        }
+        try:
+            self.store.create(sid, meta, int(self.settings.stream_ttl))
+        except RedisError as exc:
+            raise BackendUnavailable(f"Redis unreachable: {exc}") from None
+        stream = Stream(self, sid, channel, chat)
+        self._pusher.add(stream)
+        return stream
+
+    @contextmanager
+    def stream(self, channel: str, chat_id: str | int, **options: Any) -> Iterator[Stream]:
+        """``with producer.stream(...) as s:`` stops the stream on exit, exceptions too."""
+        s = self.start(channel, chat_id, **options)
+        try:
+            yield s
+        finally:
+            s.stop()
+
+    async def astart(self, channel: str, chat_id: str | int, **options: Any) -> AsyncStream:
+        """The asyncio twin of start()."""
+        import asyncio
+
+        return AsyncStream(await asyncio.to_thread(self.start, channel, chat_id, **options))
+
+    @asynccontextmanager
+    async def astream(
+        self, channel: str, chat_id: str | int, **options: Any
+    ) -> AsyncIterator[AsyncStream]:
+        """``async with producer.astream(...) as s:`` stops the stream on exit."""
+        s = await self.astart(channel, chat_id, **options)
+        try:
+            yield s
+        finally:
+            await s.stop()
+
+    def close(self) -> None:
+        """Stop the background pusher (buffered tokens of open streams are pushed first)."""
+        self._pusher.close()
+
+    def _enqueue_flush(self, stream_id: str, countdown: float) -> None:
+        self.app.send_task(
+            FLUSH, args=[stream_id], countdown=countdown or None, queue=self.settings.queue
+        )
+
+    def _enqueue_stop(self, stream_id: str) -> None:
+        self.app.send_task(STOP, args=[stream_id], queue=self.settings.queue)

@@ -1,0 +1,113 @@
+"""The background pusher: moves buffered tokens from streams to Redis in batches.
+
+``emit()`` only appends to an in-process deque; this thread drains every dirty stream, sends
+one Redis pipeline per batch (append + arm, atomically per stream) and enqueues a flush task
+for each stream whose tick it armed. Every ``SWEEP_INTERVAL`` it also re-arms open streams
+whose text is not flushed yet, so a flush lost with a crashed worker is replaced in seconds.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import TYPE_CHECKING
+
+from redis.exceptions import RedisError
+
+from producers.errors import BackendUnavailable
+from workers.state import CLOSED, TOO_LONG, UNKNOWN
+
+if TYPE_CHECKING:
+    from producers.producer import StreamProducer
+    from producers.stream import Stream
+
+log = logging.getLogger(__name__)
+
+#: seconds between re-arm sweeps of open streams (crash resumption)
+SWEEP_INTERVAL = 0.5
+#: least seconds between two batches: lets tokens gather into one pipeline
+MIN_BATCH_GAP = 0.004
+
+
+class Pusher:
+    """One thread per producer; streams register themselves when they have new tokens."""
+
+    def __init__(self, producer: StreamProducer) -> None:
+        self.producer = producer
+        self.lock = threading.Lock()  # serializes pushes, so chunks keep their order
+        self._dirty: dict[str, Stream] = {}
+        self._open: dict[str, Stream] = {}
+        self._wake = threading.Event()
+        self._stopping = False
+        self._thread = threading.Thread(target=self._run, name="tokenrelay-pusher", daemon=True)
+        self._thread.start()
+
+    def add(self, stream: Stream) -> None:
+        self._open[stream.id] = stream
+
+    def discard(self, stream: Stream) -> None:
+        self._open.pop(stream.id, None)
+
+    def wake(self, stream: Stream) -> None:
+        """Called by emit() when a stream gets its first token since the last batch."""
+        self._dirty[stream.id] = stream
+        self._wake.set()
+
+    def close(self) -> None:
+        self._stopping = True
+        self._wake.set()
+        self._thread.join(timeout=5)
+
+    def push(self, streams: list[Stream], arm_only: bool = False) -> None:
+        """Push the buffered tokens of ``streams`` now (in the caller's thread)."""
+        with self.lock:
+            batch = []
+            owners = []
+            for stream in streams:
+                for chunk, mark in stream._drain():
+                    batch.append((stream.id, chunk, mark))
+                    owners.append(stream)
+                if arm_only and not stream._pending:
+                    batch.append((stream.id, b"", False))
+                    owners.append(stream)
+            if not batch:
+                return
+            settings = self.producer.settings
+            try:
+                answers = self.producer.store.push_many(batch, settings.max_stream_chars * 4)
+            except RedisError as exc:
+                # the drained chunks stay in each stream's _pending and go out with the next try
+                raise BackendUnavailable(f"Redis unreachable: {exc}") from None
+            for stream in streams:
+                stream._pending.clear()
+            for stream, answer in zip(owners, answers, strict=True):
+                if answer >= 0:
+                    self.producer._enqueue_flush(stream.id, answer / 1000.0)
+                elif answer in (CLOSED, UNKNOWN, TOO_LONG):
+                    stream._rejected(answer)
+
+    def _run(self) -> None:
+        last_sweep = time.monotonic()
+        while not self._stopping:
+            self._wake.wait(SWEEP_INTERVAL)
+            self._wake.clear()
+            dirty = list(self._dirty.values())
+            self._dirty.clear()
+            now = time.monotonic()
+            sweep = now - last_sweep >= SWEEP_INTERVAL
+            if sweep:
+                last_sweep = now
+                dirty = list({s.id: s for s in dirty + list(self._open.values())}.values())
+            if dirty:
+                try:
+                    self.push(dirty, arm_only=sweep)
+                except BackendUnavailable as exc:
+                    log.warning("tokenrelay pusher: %s (tokens kept, will retry)", exc)
+                    for stream in dirty:
+                        self._dirty[stream.id] = stream
+                    time.sleep(0.2)
+                    continue
+                except Exception:
+                    log.exception("tokenrelay pusher: unexpected error (tokens kept)")
+            time.sleep(MIN_BATCH_GAP)

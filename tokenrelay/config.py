@@ -1,0 +1,145 @@
+"""Every tokenrelay setting, read from ``TOKENRELAY_*`` environment variables in one place.
+
+Producers and workers read the same variables, so one environment configures both sides.
+Credentials are not fields of :class:`Settings`: they are looked up by channel and account
+name at the moment a channel client is built (:func:`credential`), so they never travel in
+task arguments, reprs or logs.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+
+#: prefix of every environment variable tokenrelay reads
+ENV_PREFIX = "TOKENRELAY_"
+#: broker used when TOKENRELAY_BROKER_URL is not set
+DEFAULT_BROKER_URL = "redis://localhost:6379/0"
+
+
+class ConfigError(ValueError):
+    """A TOKENRELAY_* variable has a value tokenrelay cannot use."""
+
+
+def _number(env: Mapping[str, str], name: str, default: float, minimum: float) -> float:
+    raw = env.get(ENV_PREFIX + name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{ENV_PREFIX}{name}={raw!r} is not a number") from None
+    if value < minimum:
+        raise ConfigError(f"{ENV_PREFIX}{name}={raw!r} must be >= {minimum}")
+    return value
+
+
+def _text(env: Mapping[str, str], name: str, default: str) -> str:
+    raw = env.get(ENV_PREFIX + name)
+    return raw.strip() if raw and raw.strip() else default
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Runtime configuration shared by producers and workers (no secrets in here)."""
+
+    broker_url: str = DEFAULT_BROKER_URL
+    redis_url: str = DEFAULT_BROKER_URL
+    #: Celery queue the tasks travel on
+    queue: str = "tokenrelay"
+    #: seconds between two edits of one stream
+    flush_interval: float = 1.0
+    #: seconds a worker's lease on a stream lives without renewal (crash take-over time)
+    lease_ttl: float = 3.0
+    #: seconds every per-stream key lives (abandoned streams clean themselves up)
+    stream_ttl: float = 24 * 3600.0
+    #: seconds without tokens after which the watchdog finalizes a stream that never stopped
+    idle_timeout: float = 600.0
+    #: longest text one stream accepts, in characters
+    max_stream_chars: int = 1_000_000
+    #: seconds the stop task keeps trying to deliver the final text before it reports failure
+    final_deadline: float = 900.0
+    #: seconds for one HTTP request to a chat platform (connect + read)
+    http_timeout: float = 10.0
+    #: Celery worker threads (I/O bound work)
+    worker_concurrency: int = 32
+    #: Telegram Bot API base URL (point it at the sandbox for tests and the demo)
+    telegram_api_base: str = "https://api.telegram.org"
+    #: seconds between edits in Telegram group chats (negative chat ids)
+    telegram_group_interval: float = 3.0
+    #: sends+edits per second one Telegram chat may take (private chats)
+    telegram_chat_rate: float = 1.0
+    #: sends+edits per minute one Telegram group chat may take
+    telegram_group_rate_per_minute: float = 19.0
+    #: sends+edits per second one Telegram bot may take across all chats
+    telegram_global_rate: float = 28.0
+    extra: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Read every setting from ``env`` (default: ``os.environ``)."""
+        env = os.environ if env is None else env
+        broker = _text(env, "BROKER_URL", DEFAULT_BROKER_URL)
+        state_default = broker if broker.startswith(("redis://", "rediss://", "unix://")) else (
+            DEFAULT_BROKER_URL
+        )
+        return cls(
+            broker_url=broker,
+            redis_url=_text(env, "REDIS_URL", state_default),
+            queue=_text(env, "QUEUE", cls.queue),
+            flush_interval=_number(env, "FLUSH_INTERVAL", cls.flush_interval, 0.05),
+            lease_ttl=_number(env, "LEASE_TTL", cls.lease_ttl, 0.5),
+            stream_ttl=_number(env, "STREAM_TTL", cls.stream_ttl, 60.0),
+            idle_timeout=_number(env, "IDLE_TIMEOUT", cls.idle_timeout, 1.0),
+            max_stream_chars=int(_number(env, "MAX_STREAM_CHARS", cls.max_stream_chars, 1)),
+            final_deadline=_number(env, "FINAL_DEADLINE", cls.final_deadline, 1.0),
+            http_timeout=_number(env, "HTTP_TIMEOUT", cls.http_timeout, 0.1),
+            worker_concurrency=int(_number(env, "WORKER_CONCURRENCY", cls.worker_concurrency, 1)),
+            telegram_api_base=_text(env, "TELEGRAM_API_BASE", cls.telegram_api_base).rstrip("/"),
+            telegram_group_interval=_number(
+                env, "TELEGRAM_GROUP_INTERVAL", cls.telegram_group_interval, 0.05
+            ),
+            telegram_chat_rate=_number(env, "TELEGRAM_CHAT_RATE", cls.telegram_chat_rate, 0.01),
+            telegram_group_rate_per_minute=_number(
+                env, "TELEGRAM_GROUP_RATE_PER_MINUTE", cls.telegram_group_rate_per_minute, 0.1
+            ),
+            telegram_global_rate=_number(
+                env, "TELEGRAM_GLOBAL_RATE", cls.telegram_global_rate, 0.1
+            ),
+        )
+
+    def describe(self) -> dict[str, object]:
+        """Settings as a plain mapping, safe to print (URLs lose their passwords)."""
+        out: dict[str, object] = {}
+        for f in fields(self):
+            if f.name == "extra":
+                continue
+            value = getattr(self, f.name)
+            out[f.name] = redact_url(value) if f.name.endswith("_url") else value
+        return out
+
+
+def redact_url(url: str) -> str:
+    """``redis://:secret@host`` -> ``redis://:***@host``."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or "@" not in rest:
+        return url
+    creds, _, host = rest.rpartition("@")
+    user = creds.split(":", 1)[0]
+    return f"{scheme}://{user}:***@{host}"
+
+
+def credential(channel: str, account: str = "default", env: Mapping[str, str] | None = None) -> str:
+    """The secret of ``account`` on ``channel``: TOKENRELAY_<CHANNEL>[_<ACCOUNT>]_BOT_TOKEN.
+
+    The default account reads ``TOKENRELAY_TELEGRAM_BOT_TOKEN``; an account named ``support``
+    reads ``TOKENRELAY_TELEGRAM_SUPPORT_BOT_TOKEN``.
+    """
+    env = os.environ if env is None else env
+    middle = "" if account == "default" else f"_{account.upper()}"
+    name = f"{ENV_PREFIX}{channel.upper()}{middle}_BOT_TOKEN"
+    value = env.get(name, "").strip()
+    if not value:
+        raise ConfigError(f"no credential for {channel} account {account!r}: set {name}")
+    return value

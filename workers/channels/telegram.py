@@ -1,0 +1,154 @@
+"""Telegram Bot API: sendMessage / editMessageText, its limits, and its error shapes.
+
+Limits follow Telegram's rules: 4096 characters counted in UTF-16 code units after entity
+parsing; about 1 message/s per chat, 20/min in groups (negative chat ids), 30/s per bot, with
+edits drawing on the same allowance. Every number is a TOKENRELAY_TELEGRAM_* setting.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from tokenrelay.config import Settings, credential
+from workers.channels.base import (
+    Budget,
+    Capabilities,
+    ChannelError,
+    Format,
+    MessageGone,
+    NotModified,
+    ParseError,
+    PermanentFailure,
+    RateLimited,
+    Rejected,
+    TooLong,
+)
+from workers.channels.http import Reply, Transport
+from workers.channels.telegram_markdown import to_telegram_html
+from workers.redact import redact, register_secret
+from workers.split import utf16_units
+
+#: Telegram's limit for one message's text, in UTF-16 code units after entity parsing
+MAX_UNITS = 4096
+#: a chat id: a (possibly negative) integer, or a public @channelusername
+CHAT_ID = re.compile(r"^(-?\d{1,20}|@[A-Za-z][A-Za-z0-9_]{3,31})$")
+#: a bot token as BotFather issues it
+TOKEN = re.compile(r"^\d+:[A-Za-z0-9_-]+$")
+
+CAPABILITIES = Capabilities(can_edit=True, max_units=MAX_UNITS, units=utf16_units)
+
+
+def is_group(chat_id: str) -> bool:
+    """Group and channel chats have negative ids (or are addressed by @username)."""
+    return chat_id.startswith(("-", "@"))
+
+
+class TelegramSpec:
+    """Telegram as the producer sees it (no credentials)."""
+
+    name = "telegram"
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def normalize_chat_id(self, chat_id: object) -> str:
+        if isinstance(chat_id, bool) or not isinstance(chat_id, (int, str)):
+            kind = type(chat_id).__name__
+            raise ValueError(f"telegram chat_id must be an int or str, not {kind}")
+        text = str(chat_id).strip()
+        if not CHAT_ID.match(text):
+            raise ValueError(f"invalid telegram chat_id {chat_id!r}: an integer or @channelname")
+        return text
+
+    def interval_for(self, chat_id: str, default: float) -> float:
+        if is_group(chat_id):
+            return max(default, self.settings.telegram_group_interval)
+        return default
+
+    def build(self, account: str) -> TelegramClient:
+        return TelegramClient(
+            credential(self.name, account), account, self.settings, Transport(
+                self.settings.http_timeout
+            )
+        )
+
+
+class TelegramClient:
+    """One bot account. Raises the error types of ``workers.channels.base``."""
+
+    name = "telegram"
+    capabilities = CAPABILITIES
+
+    def __init__(self, token: str, account: str, settings: Settings, transport: Transport) -> None:
+        if not TOKEN.match(token):
+            raise PermanentFailure(f"telegram account {account!r}: malformed bot token")
+        register_secret(token)
+        self._token = token
+        self.account = account
+        self.settings = settings
+        self.transport = transport
+        self._base = settings.telegram_api_base
+
+    def __repr__(self) -> str:
+        return f"TelegramClient(account={self.account!r}, api_base={self._base!r})"
+
+    def budgets(self, chat_id: str) -> list[Budget]:
+        scope = f"telegram:{self.account}"
+        s = self.settings
+        chat = (
+            Budget(scope, f"chat:{chat_id}", s.telegram_group_rate_per_minute / 60.0, 2)
+            if is_group(chat_id)
+            else Budget(scope, f"chat:{chat_id}", s.telegram_chat_rate, 2)
+        )
+        return [chat, Budget(scope, "bot", s.telegram_global_rate, 10)]
+
+    def send(self, chat_id: str, text: str, fmt: Format) -> str:
+        result = self._call("sendMessage", self._payload(chat_id, text, fmt))
+        return str(result["message_id"])
+
+    def edit(self, chat_id: str, message_id: str, text: str, fmt: Format) -> None:
+        payload = self._payload(chat_id, text, fmt)
+        payload["message_id"] = int(message_id)
+        self._call("editMessageText", payload)
+
+    @staticmethod
+    def _payload(chat_id: str, text: str, fmt: Format) -> dict[str, Any]:
+        payload: dict[str, Any] = {"chat_id": chat_id, "text": text}
+        if fmt == "markdown":
+            payload["text"] = to_telegram_html(text)
+            payload["parse_mode"] = "HTML"
+        elif fmt == "html":
+            payload["parse_mode"] = "HTML"
+        return payload
+
+    def _call(self, method: str, payload: dict[str, Any]) -> dict[str, Any]:
+        reply = self.transport.post_json(f"{self._base}/bot{self._token}/{method}", payload)
+        if reply.body.get("ok") is True:
+            result = reply.body.get("result")
+            return result if isinstance(result, dict) else {}
+        raise read_error(method, reply)
+
+
+def read_error(method: str, reply: Reply) -> ChannelError:
+    """Map a Telegram error reply to the core's error types."""
+    body = reply.body
+    code = int(body.get("error_code") or reply.status)
+    desc = redact(str(body.get("description") or f"HTTP {reply.status}"))
+    lowered = desc.lower()
+    where = f"telegram {method}: {desc}"
+    if code == 429:
+        params = body.get("parameters") or {}
+        retry_after = params.get("retry_after") or reply.headers.get("Retry-After") or 1
+        return RateLimited(float(retry_after), f"telegram {method}: {desc}")
+    if code in (401, 403, 404) or "chat not found" in lowered:
+        return PermanentFailure(where)
+    if "message is not modified" in lowered:
+        return NotModified(where)
+    if "message to edit not found" in lowered or "message can't be edited" in lowered:
+        return MessageGone(where)
+    if "can't parse entities" in lowered:
+        return ParseError(where)
+    if "message is too long" in lowered:
+        return TooLong(where)
+    return Rejected(where)

@@ -1,0 +1,189 @@
+"""The delivery planner: text + sent state + channel limits -> the sends and edits to make.
+
+Pure functions, no I/O, so every rule here is unit- and property-tested.
+
+A stream's text is carried by one or more chat messages; each message carries one
+*segment* of the text. Only the last segment is *open* (it grows as tokens arrive); earlier
+segments were *closed* at a cut chosen once, at a paragraph/line/word boundary, when the
+open one outgrew the channel's limit. Offsets are absolute character offsets into the
+stream's text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import Literal
+
+from workers.split import UnitCounter, find_cut, utf16_units
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One chat message's slice of the text, and what the chat shows of it."""
+
+    message_id: str | None
+    start: int
+    #: end of a closed segment; None while this is the open (last) segment
+    cut: int | None
+    #: the chat shows ``text[start:shown]`` (stripped)
+    shown: int
+    #: the channel refused this segment's formatting once; keep sending it as plain text
+    plain: bool = False
+
+    def target(self, text_end: int) -> int:
+        """Where this segment's text ends now."""
+        return text_end if self.cut is None else self.cut
+
+    def to_json(self) -> list[object]:
+        return [self.message_id, self.start, self.cut, self.shown, int(self.plain)]
+
+    @classmethod
+    def from_json(cls, raw: Sequence[object]) -> Segment:
+        mid, start, cut, shown, plain = raw
+        return cls(
+            None if mid is None else str(mid),
+            int(start),  # type: ignore[call-overload]
+            None if cut is None else int(cut),  # type: ignore[call-overload]
+            int(shown),  # type: ignore[call-overload]
+            bool(plain),
+        )
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What the planner needs to know about a channel."""
+
+    max_units: int
+    units: UnitCounter = utf16_units
+    can_edit: bool = True
+
+
+@dataclass(frozen=True)
+class Op:
+    """One call to make: send segment ``index`` as a new message, or edit its message."""
+
+    kind: Literal["send", "edit"]
+    index: int
+    start: int
+    end: int
+    message_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Plan:
+    segments: tuple[Segment, ...]
+    ops: tuple[Op, ...]
+
+
+@dataclass(frozen=True)
+class Window:
+    """The part of the stream's text the planner may look at: ``text`` starts at offset ``base``."""
+
+    text: str
+    base: int = 0
+
+    @property
+    def end(self) -> int:
+        return self.base + len(self.text)
+
+    def slice(self, start: int, end: int) -> str:
+        if start < self.base:
+            raise ValueError(f"offset {start} is before the window at {self.base}")
+        return self.text[start - self.base : end - self.base]
+
+
+def read_from(segments: Sequence[Segment]) -> int:
+    """The first offset the planner needs: the earliest segment that is not fully shown, or open."""
+    for seg in segments:
+        if seg.cut is None or seg.shown < seg.cut or seg.message_id is None:
+            return seg.start
+    return segments[-1].cut if segments and segments[-1].cut is not None else 0
+
+
+def plan(
+    window: Window,
+    segments: Sequence[Segment],
+    limits: Limits,
+    horizon: int | None = None,
+) -> Plan:
+    """Decide the sends and edits that make the chat show ``text[:horizon]``.
+
+    ``horizon`` (default: all text in the window) lets a non-editing channel deliver only up to
+    a tool boundary. Closed segments keep their cut forever; only the open segment is split,
+    once, when it outgrows ``limits.max_units``. Whitespace-only text is never sent.
+    """
+    end = window.end if horizon is None else min(horizon, window.end)
+    segs = list(segments) or [Segment(None, 0, None, 0)]
+    if not limits.can_edit:
+        segs = _close_sent_open_segment(segs, end)
+    segs = _split_open_segment(window, segs, end, limits)
+
+    ops: list[Op] = []
+    for i, seg in enumerate(segs):
+        target = min(seg.target(end), end)
+        if seg.shown == target and (seg.message_id is not None or seg.start == target):
+            continue
+        wanted = window.slice(seg.start, target).strip() if target > seg.start else ""
+        if not wanted:
+            if seg.message_id is None:
+                segs[i] = replace(seg, shown=target)
+            continue
+        if seg.message_id is None:
+            ops.append(Op("send", i, seg.start, target))
+        elif window.slice(seg.start, seg.shown).strip() == wanted:
+            segs[i] = replace(seg, shown=target)
+        elif limits.can_edit:
+            ops.append(Op("edit", i, seg.start, target, seg.message_id))
+    return Plan(tuple(segs), tuple(ops))
+
+
+def _close_sent_open_segment(segs: list[Segment], end: int) -> list[Segment]:
+    """A channel that cannot edit never touches a sent message again: new text opens a new one."""
+    last = segs[-1]
+    if last.cut is None and last.message_id is not None and end > last.shown:
+        segs[-1] = replace(last, cut=last.shown)
+        segs.append(Segment(None, last.shown, None, last.shown))
+    return segs
+
+
+def _split_open_segment(
+    window: Window, segs: list[Segment], end: int, limits: Limits
+) -> list[Segment]:
+    """Cut the open segment at boundaries until its text fits the channel's limit."""
+    text = window.text[: end - window.base]
+    while True:
+        last = segs[-1]
+        if limits.units(window.slice(last.start, end)) <= limits.max_units:
+            return segs
+        cut = window.base + find_cut(text, last.start - window.base, limits.max_units, limits.units)
+        segs[-1] = replace(last, cut=cut)
+        segs.append(Segment(None, cut, None, cut))
+
+
+def apply(
+    segments: Sequence[Segment], op: Op, message_id: str | None = None
+) -> tuple[Segment, ...]:
+    """The segments after ``op`` succeeded (``message_id``: the new message of a send)."""
+    segs = list(segments)
+    seg = segs[op.index]
+    segs[op.index] = replace(
+        seg, shown=op.end, message_id=message_id if op.kind == "send" else seg.message_id
+    )
+    return tuple(segs)
+
+
+def unsent(segments: Sequence[Segment], text_end: int) -> int:
+    """Characters of text the chat does not show yet (0 when everything is delivered)."""
+    return sum(max(0, seg.target(text_end) - seg.shown) for seg in segments)
+
+
+def delivered_until(segments: Sequence[Segment], text_end: int) -> int:
+    """The offset up to which the chat shows every character, contiguously."""
+    upto = 0
+    for seg in segments:
+        target = seg.target(text_end)
+        if seg.shown < target:
+            return seg.shown if seg.message_id is not None else upto
+        upto = target
+    return upto

@@ -1,0 +1,275 @@
+"""Flush and stop a stream: load it, ask the planner, call the channel, record the sent state.
+
+This is the I/O shell around the pure planner (``workers.delivery``); the Celery tasks are thin
+shells around :class:`Flusher`. Every error type a channel raises is handled here, once.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, replace
+from typing import Any, Literal
+
+from tokenrelay.config import Settings
+from tokenrelay.results import How, StopResult
+from workers import delivery
+from workers.channels import ClientCache
+from workers.channels.base import (
+    ChannelClient,
+    Format,
+    MessageGone,
+    NotModified,
+    ParseError,
+    PermanentFailure,
+    RateLimited,
+    Rejected,
+    TooLong,
+    TransientFailure,
+)
+from workers.lease import Lease, LeaseKeeper, LeaseLost
+from workers.ratelimit import RateLimiter
+from workers.sent import SentState
+from workers.state import Snapshot, Store, now_ms
+
+log = logging.getLogger(__name__)
+
+#: smallest per-message limit a stream falls back to after the platform says "too long"
+MIN_UNITS = 256
+#: longest pause between two attempts of a final delivery after server errors, seconds
+MAX_FINAL_BACKOFF = 30.0
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What the task shell must do next."""
+
+    action: Literal["idle", "flush_again", "retry", "done"]
+    delay: float = 0.0
+    result: dict[str, Any] | None = None
+
+
+class Flusher:
+    """Delivers streams; one per worker process, shared by its threads."""
+
+    def __init__(self, store: Store, settings: Settings, clients: ClientCache | None = None):
+        self.store = store
+        self.settings = settings
+        self.leases = LeaseKeeper(store, settings.lease_ttl)
+        self.clients = clients or ClientCache(settings)
+        self.limiter = RateLimiter(store)
+
+    def flush(self, stream_id: str) -> Outcome:
+        """An interim flush: show what the producer has written so far, if the budget allows."""
+        with self.leases.hold(stream_id) as lease:
+            if not isinstance(lease, Lease):
+                return Outcome("retry", delay=min(lease / 1000.0, 1.0))
+            snap = self.store.load(stream_id)
+            defer = None
+            if snap.status == "open":
+                run = _Run(self, snap, lease, final=False)
+                run.execute()
+                defer = run.defer
+        if not self.store.settle(stream_id, int((defer or 0) * 1000)):
+            return Outcome("idle")
+        interval = int(snap.meta.get("interval_ms", 1000)) / 1000.0
+        return Outcome("flush_again", delay=interval if defer is None else max(defer, 0.01))
+
+    def stop(self, stream_id: str) -> Outcome:
+        """The final flush: deliver everything still unsent, then publish the StopResult."""
+        done = self.store.result(stream_id)
+        if done is not None:
+            return Outcome("done", result=done)
+        with self.leases.hold(stream_id) as lease:
+            if not isinstance(lease, Lease):
+                return Outcome("retry", delay=min(lease / 1000.0, 1.0))
+            if self.store.close(stream_id, "stop") is None:
+                return Outcome("idle")
+            snap = self.store.load(stream_id)
+            run = _Run(self, snap, lease, final=True)
+            run.execute()
+            closed_ms = int(snap.meta.get("closed_ms") or now_ms())
+            overdue = now_ms() - closed_ms > self.settings.final_deadline * 1000
+            if run.defer is not None and run.state.failure is None and not overdue:
+                self.store.set_meta(stream_id, "stop_due_ms", now_ms() + int(run.defer * 1000))
+                return Outcome("retry", delay=run.defer)
+            gave_up = self.settings.final_deadline if run.defer is not None else None
+            result = stop_result(snap, run.state, gave_up).to_dict()
+            if not self.store.finish(stream_id, lease.token, result):
+                result = self.store.result(stream_id) or result
+        return Outcome("done", result=result)
+
+
+class _Run:
+    """One pass over one stream: plan, then perform the ops in order until one is held back."""
+
+    def __init__(self, flusher: Flusher, snap: Snapshot, lease: Lease, final: bool) -> None:
+        self.f = flusher
+        self.snap = snap
+        self.lease = lease
+        self.final = final
+        self.state: SentState = snap.sent
+        self.chat = snap.meta["chat_id"]
+        self.fmt: Format = snap.meta.get("format", "text")  # type: ignore[assignment]
+        self.defer: float | None = None
+
+    def execute(self) -> None:
+        try:
+            client = self.f.clients.get(self.snap.meta["channel"], self.snap.meta["account"])
+        except PermanentFailure as exc:
+            self.state = replace(self.state, failure=str(exc))
+            self._commit(complete=True)
+            return
+        if self.state.failure is None:
+            try:
+                self._deliver(client)
+            except LeaseLost:
+                log.warning("stream %s: lease lost, another worker continues", self.snap.stream_id)
+                return
+        self._commit(complete=self.defer is None)
+
+    def _deliver(self, client: ChannelClient) -> None:
+        caps = client.capabilities
+        max_units = int(self.snap.meta.get("max_units") or caps.max_units)
+        limits = delivery.Limits(max_units, caps.units, caps.can_edit)
+        horizon = None
+        if not caps.can_edit and not self.final:
+            marks = [self.snap.char_offset(b) for b in self.snap.marks_b if b > self.snap.base_b]
+            horizon = marks[-1] if marks else self.snap.window.base
+        plan = delivery.plan(self.snap.window, self.state.segments, limits, horizon)
+        self.state = replace(self.state, segments=plan.segments)
+        budgets = client.budgets(self.chat)
+        for op in plan.ops:
+            wait = self.f.limiter.take(budgets, self.final)
+            if wait > 0:
+                self.defer = wait
+                return
+            self.f.leases.check(self.lease)
+            try:
+                self._perform(client, op)
+            except RateLimited as exc:
+                self.f.limiter.penalize(budgets[0], exc.retry_after)
+                self.state = self.state.bump("rate_limited")
+                self.defer = max(exc.retry_after, 0.05)
+                return
+            except TransientFailure as exc:
+                log.warning("stream %s: %s", self.snap.stream_id, exc)
+                self.state = self.state.bump("retries")
+                tries = self.state.counts["retries"]
+                self.defer = min(MAX_FINAL_BACKOFF, 0.5 * 2 ** min(tries, 6))
+                return
+            except TooLong:
+                self._shrink_limit(max_units)
+                self.defer = 0.05
+                return
+            except Rejected as exc:
+                log.warning("stream %s: skipped a refused message: %s", self.snap.stream_id, exc)
+                self.state = replace(self.state, segments=delivery.apply(self.state.segments, op))
+            except PermanentFailure as exc:
+                self.state = replace(self.state, failure=str(exc))
+                return
+            self._commit(complete=False, stamp=True)
+
+    def _perform(self, client: ChannelClient, op: delivery.Op) -> None:
+        seg = self.state.segments[op.index]
+        text = self.snap.window.slice(op.start, op.end).strip()
+        fmt: Format = "text" if seg.plain else self.fmt
+        try:
+            message_id = self._call(client, op, text, fmt)
+        except ParseError:
+            self.state = self.state.bump("plain_fallbacks")
+            segs = list(self.state.segments)
+            segs[op.index] = replace(seg, plain=True)
+            self.state = replace(self.state, segments=tuple(segs))
+            message_id = self._call(client, op, text, "text")
+        if op.kind == "send" or message_id != op.message_id:
+            op = replace(op, kind="send")
+        segs = delivery.apply(self.state.segments, op, message_id)
+        self.state = replace(self.state, segments=segs)
+        if self.final:
+            self.state = replace(
+                self.state,
+                stop_ops=self.state.stop_ops + 1,
+                whole_at_stop=self.state.whole_at_stop + (op.kind == "send"),
+            )
+
+    def _call(self, client: ChannelClient, op: delivery.Op, text: str, fmt: Format) -> str | None:
+        """Send or edit; an edit of a deleted message becomes a send. Returns the message id."""
+        if op.kind == "edit" and op.message_id is not None:
+            try:
+                client.edit(self.chat, op.message_id, text, fmt)
+                self.state = self.state.bump("edits")
+                return op.message_id
+            except NotModified:
+                self.state = self.state.bump("not_modified")
+                return op.message_id
+            except MessageGone:
+                self.state = self.state.bump("resent")
+        message_id = client.send(self.chat, text, fmt)
+        self.state = self.state.bump("sends")
+        if self.state.first_visible_ms is None:
+            created = int(self.snap.meta.get("created_ms", now_ms()))
+            self.state = replace(self.state, first_visible_ms=max(0, now_ms() - created))
+        return message_id
+
+    def _shrink_limit(self, current: int) -> None:
+        smaller = max(MIN_UNITS, int(current * 0.9))
+        self.f.store.set_meta(self.snap.stream_id, "max_units", smaller)
+
+    def _commit(self, complete: bool, stamp: bool = False) -> None:
+        segs = self.state.segments
+        end = self.snap.window.end
+        read_c = max(self.snap.window.base, delivery.read_from(segs)) if segs else 0
+        delivered_c = max(read_c, delivery.delivered_until(segs, end))
+        version = self.f.store.commit(
+            self.snap.stream_id,
+            self.lease.token,
+            self.state,
+            flushed_b=self.snap.text_b if complete else self.snap.flushed_b,
+            delivered_b=self.snap.byte_offset(min(delivered_c, end)),
+            read_b=self.snap.byte_offset(read_c),
+            read_c=read_c,
+            stamp=stamp,
+        )
+        if version < 0:
+            raise LeaseLost(self.snap.stream_id)
+        self.state = replace(self.state, version=version)
+
+
+def stop_result(snap: Snapshot, state: SentState, gave_up: float | None = None) -> StopResult:
+    """What the chat shows, from the sent state the stop task recorded."""
+    end = snap.window.end
+    missing = delivery.unsent(state.segments, end)
+    ids = [s.message_id for s in state.segments if s.message_id is not None]
+    how: How
+    if state.failure is not None:
+        how = "failed"
+    elif missing:
+        how = "incomplete"
+    elif not ids:
+        how = "empty"
+    elif state.whole_at_stop:
+        how = "sent_at_stop"
+    elif state.stop_ops:
+        how = "edited_at_stop"
+    else:
+        how = "streamed"
+    error = state.failure
+    if gave_up is not None and error is None:
+        error = f"final delivery still held back after {gave_up:g} s (rate limits or server errors)"
+    return StopResult(
+        stream_id=snap.stream_id,
+        all_sent=state.failure is None and missing == 0,
+        message_ids=ids,
+        how=how,
+        channel=snap.meta.get("channel", ""),
+        chat_id=snap.meta.get("chat_id", ""),
+        text_chars=end,
+        unsent_chars=missing,
+        first_visible_ms=state.first_visible_ms,
+        error=error,
+        **{k: state.counts.get(k, 0) for k in (
+            "sends", "edits", "retries", "rate_limited", "not_modified", "plain_fallbacks",
+            "resent",
+        )},
+    )
+

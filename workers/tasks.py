@@ -1,0 +1,37 @@
+"""Celery tasks: thin shells around ``workers.flusher``. Arguments are stream ids only."""
+
+from __future__ import annotations
+
+from celery import Task
+
+from workers import runtime
+from workers.app import app
+from workers.state import StreamNotFound, validate_stream_id
+
+#: task names producers enqueue by (stable public names, seen in Flower)
+FLUSH = "tokenrelay.flush_stream"
+STOP = "tokenrelay.stop_stream"
+
+
+@app.task(name=FLUSH, ignore_result=True)
+def flush_stream(stream_id: str) -> str:
+    """Debounced interim flush: edit the chat up to the text written so far."""
+    try:
+        outcome = runtime.flusher().flush(validate_stream_id(stream_id))
+    except StreamNotFound:
+        return "gone"
+    if outcome.action in ("flush_again", "retry"):
+        flush_stream.apply_async((stream_id,), countdown=outcome.delay)
+    return outcome.action
+
+
+@app.task(name=STOP, bind=True, ignore_result=True, max_retries=None)
+def stop_stream(self: Task, stream_id: str) -> str:
+    """Final flush: deliver whatever is unsent, then publish the StopResult."""
+    try:
+        outcome = runtime.flusher().stop(validate_stream_id(stream_id))
+    except StreamNotFound:
+        return "gone"
+    if outcome.action == "retry":
+        raise self.retry(countdown=outcome.delay)
+    return outcome.action
