@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
+import itertools
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from workers.delivery import Limits, Segment, Window, apply, delivered_until, plan, read_from, unsent
+from workers.delivery import (
+    Limits,
+    Segment,
+    Window,
+    apply,
+    delivered_until,
+    plan,
+    read_from,
+    unsent,
+)
 from workers.split import utf16_units
 
 
@@ -85,7 +96,7 @@ def test_non_editing_channel_sends_whole_messages_up_to_the_horizon() -> None:
 
 def test_replanning_after_everything_is_shown_does_nothing() -> None:
     text = "x " * 300
-    chat, segs = stream(text, [50] * 6, Limits(100))
+    _chat, segs = stream(text, [50] * 6, Limits(100))
     again = plan(Window(text), segs, Limits(100))
     assert again.ops == ()
     assert delivered_until(segs, len(text)) == len(text)
@@ -121,7 +132,7 @@ def test_streaming_never_loses_never_overflows_never_loops(text, steps, limit, c
     for shown in chat.texts():
         assert utf16_units(shown) <= limit
     # closed segments tile the text without gaps or overlaps
-    for a, b in zip(segs, segs[1:], strict=False):
+    for a, b in itertools.pairwise(segs):
         assert a.cut == b.start
     assert unsent(segs, len(text)) == 0
     # number of messages is bounded: no split-on-every-edit loop

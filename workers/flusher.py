@@ -10,7 +10,7 @@ import logging
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
-from tokenrelay.config import Settings
+from tokenrelay.config import ConfigError, Settings
 from tokenrelay.results import How, StopResult
 from workers import delivery
 from workers.channels import ClientCache
@@ -43,7 +43,7 @@ MAX_FINAL_BACKOFF = 30.0
 class Outcome:
     """What the task shell must do next."""
 
-    action: Literal["idle", "flush_again", "retry", "done"]
+    action: Literal["idle", "flush_again", "busy", "retry", "done"]
     delay: float = 0.0
     result: dict[str, Any] | None = None
 
@@ -62,7 +62,8 @@ class Flusher:
         """An interim flush: show what the producer has written so far, if the budget allows."""
         with self.leases.hold(stream_id) as lease:
             if not isinstance(lease, Lease):
-                return Outcome("retry", delay=min(lease / 1000.0, 1.0))
+                # a live holder re-arms the stream itself; a dead one's lease runs out by then
+                return Outcome("busy", delay=lease / 1000.0)
             snap = self.store.load(stream_id)
             defer = None
             if snap.status == "open":
@@ -81,7 +82,7 @@ class Flusher:
             return Outcome("done", result=done)
         with self.leases.hold(stream_id) as lease:
             if not isinstance(lease, Lease):
-                return Outcome("retry", delay=min(lease / 1000.0, 1.0))
+                return Outcome("busy", delay=lease / 1000.0)
             if self.store.close(stream_id, "stop") is None:
                 return Outcome("idle")
             snap = self.store.load(stream_id)
@@ -115,7 +116,7 @@ class _Run:
     def execute(self) -> None:
         try:
             client = self.f.clients.get(self.snap.meta["channel"], self.snap.meta["account"])
-        except PermanentFailure as exc:
+        except (PermanentFailure, ConfigError) as exc:
             self.state = replace(self.state, failure=str(exc))
             self._commit(complete=True)
             return

@@ -201,7 +201,10 @@ class Store:
             return True
         got = self.redis.blpop([k.done], timeout=max(timeout, 0.01))
         if got is not None:
-            self.redis.rpush(k.done, b"1")  # leave the signal for other waiters
+            pipe = self.redis.pipeline(transaction=True)
+            pipe.rpush(k.done, b"1")  # leave the signal for other waiters
+            pipe.expire(k.done, RESULT_TTL_S)
+            pipe.execute()
             return True
         return bool(self.redis.exists(k.result))
 

@@ -20,7 +20,7 @@ def flush_stream(stream_id: str) -> str:
         outcome = runtime.flusher().flush(validate_stream_id(stream_id))
     except StreamNotFound:
         return "gone"
-    if outcome.action in ("flush_again", "retry"):
+    if outcome.action in ("flush_again", "busy"):
         flush_stream.apply_async((stream_id,), countdown=outcome.delay)
     return outcome.action
 
@@ -32,6 +32,10 @@ def stop_stream(self: Task, stream_id: str) -> str:
         outcome = runtime.flusher().stop(validate_stream_id(stream_id))
     except StreamNotFound:
         return "gone"
+    if outcome.action == "busy":
+        # flushes hold a lease for one HTTP call: look again soon, backing off towards the
+        # holder's remaining lease time (a crashed holder's lease simply runs out)
+        raise self.retry(countdown=min(outcome.delay, 0.02 * 2 ** min(self.request.retries, 8)))
     if outcome.action == "retry":
         raise self.retry(countdown=outcome.delay)
     return outcome.action

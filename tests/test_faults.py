@@ -1,0 +1,52 @@
+"""Server errors, dropped connections, latency and 429s: every reply still lands, once."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+
+import pytest
+
+from tests.helpers import SAMPLE, emit_paced
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def faulty(telegram):
+    yield telegram
+    telegram.configure(
+        error_rate=0.0, drop_rate=0.0, latency=0.0, private_rate=1000.0, private_burst=1000
+    )
+
+
+def test_5xx_drops_and_latency_lose_nothing_and_duplicate_nothing(producer, faulty) -> None:
+    faulty.configure(error_rate=0.15, drop_rate=0.05, latency=0.02)
+    chats = [str(60_000 + i) for i in range(10)]
+    streams = [producer.start(channel="telegram", chat_id=c, interval=0.1) for c in chats]
+    threads = [threading.Thread(target=emit_paced, args=(s, SAMPLE, 200)) for s in streams]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    results = [s.stop(timeout=60) for s in streams]
+    assert all(r.all_sent for r in results), [r for r in results if not r.all_sent]
+    for chat in chats:
+        assert faulty.texts(chat) == [SAMPLE.strip()], chat
+    assert faulty.count(status=500) + faulty.count(status=0) > 0, "faults were injected"
+
+
+def test_429_retry_after_is_honoured_and_the_final_is_never_dropped(
+    producer, faulty, chat_id
+) -> None:
+    faulty.configure(private_rate=0.5, private_burst=1)
+    stream = producer.start(channel="telegram", chat_id=chat_id, interval=0.05)
+    emit_paced(stream, SAMPLE, per_second=200)
+    result = stream.stop(timeout=60)
+    assert result.all_sent
+    assert result.rate_limited >= 1
+    assert faulty.texts(chat_id) == [SAMPLE.strip()]
+    calls = [c for c in faulty.calls if c.chat_id == chat_id]
+    for prev, nxt in itertools.pairwise(calls):
+        if prev.status == 429:
+            assert nxt.t - prev.t >= prev.retry_after - 0.05, "waited out retry_after"
