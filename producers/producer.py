@@ -20,7 +20,7 @@ from workers.app import create_app
 from workers.channels import get_spec
 from workers.channels.base import FORMATS
 from workers.state import Store, validate_stream_id
-from workers.tasks import FLUSH, STOP
+from workers.tasks import FLUSH, STOP, WATCH
 
 #: an account name (selects TOKENRELAY_<CHANNEL>_<ACCOUNT>_BOT_TOKEN)
 ACCOUNT = re.compile(r"^[A-Za-z0-9_]{1,32}$")
@@ -84,6 +84,7 @@ class StreamProducer:
             "chat_id": chat,
             "format": format,
             "interval_ms": int(every * 1000),
+            "idle_ms": int(self.settings.idle_timeout * 1000),
         }
         try:
             self.store.create(sid, meta, int(self.settings.stream_ttl))
@@ -91,6 +92,7 @@ class StreamProducer:
             raise BackendUnavailable(f"Redis unreachable: {exc}") from None
         stream = Stream(self, sid, channel, chat)
         self._pusher.add(stream)
+        self._enqueue(WATCH, sid, countdown=self.settings.idle_timeout)
         return stream
 
     @contextmanager
@@ -123,10 +125,14 @@ class StreamProducer:
         """Stop the background pusher (buffered tokens of open streams are pushed first)."""
         self._pusher.close()
 
-    def _enqueue_flush(self, stream_id: str, countdown: float) -> None:
+    def _enqueue(self, task: str, stream_id: str, countdown: float = 0.0) -> None:
+        """Send a task whose only argument is the stream id (never text or credentials)."""
         self.app.send_task(
-            FLUSH, args=[stream_id], countdown=countdown or None, queue=self.settings.queue
+            task, args=[stream_id], countdown=countdown or None, queue=self.settings.queue
         )
 
+    def _enqueue_flush(self, stream_id: str, countdown: float) -> None:
+        self._enqueue(FLUSH, stream_id, countdown)
+
     def _enqueue_stop(self, stream_id: str) -> None:
-        self.app.send_task(STOP, args=[stream_id], queue=self.settings.queue)
+        self._enqueue(STOP, stream_id)

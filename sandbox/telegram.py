@@ -1134,6 +1134,7 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, so requests.Session reuses connections
     server_version = "tokenrelay-sandbox"
     timeout = 60  # seconds an idle keep-alive connection is kept
+    disable_nagle_algorithm = True  # headers and body go out in two writes: don't stall 40 ms
     server: _Server
 
     def do_GET(self) -> None:
@@ -1260,7 +1261,7 @@ class TelegramEmulator:
         self.port = self._server.server_address[1]
         self._thread = threading.Thread(
             target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.05},
+            kwargs={"poll_interval": 0.01},  # how soon stop() returns
             name=f"telegram-sandbox:{self.port}",
             daemon=True,
         )
@@ -1447,7 +1448,10 @@ class TelegramEmulator:
             elif action == "block":
                 self.block(chat_id_param(params))
             elif action == "delete":
-                self.delete(chat_id_param(params), int(params["message_id"]))
+                try:
+                    self.delete(chat_id_param(params), int(params["message_id"]))
+                except KeyError:
+                    raise ApiError(400, "Bad Request: message to delete not found") from None
             else:
                 raise ApiError(404, "Not Found")
         except ApiError as exc:

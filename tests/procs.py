@@ -12,15 +12,17 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 class WorkerProcess:
-    """``celery -A workers worker`` in a subprocess; ``ready`` is set when it consumes."""
+    """``celery -A workers worker`` in a subprocess; ``ready`` is set when it consumes.
 
-    def __init__(self, env: dict[str, str], queue: str, name: str, concurrency: int = 4) -> None:
+    No pool or concurrency flags: the defaults in celeryconfig.py must do the right thing.
+    """
+
+    def __init__(self, env: dict[str, str], queue: str, name: str) -> None:
         self.ready = threading.Event()
         self.lines: list[str] = []
         cmd = [
-            sys.executable, "-m", "celery", "-A", "workers", "worker", "--pool", "threads",
-            "-c", str(concurrency), "-Q", queue, "-n", f"{name}@%h", "--loglevel", "INFO",
-            "--without-mingle", "--without-gossip",
+            sys.executable, "-m", "celery", "-A", "workers", "worker", "-Q", queue,
+            "-n", f"{name}@%h", "--loglevel", "INFO", "--without-mingle", "--without-gossip",
         ]
         self.proc = subprocess.Popen(
             cmd, cwd=ROOT, env={**os.environ, **env}, stdout=subprocess.PIPE,

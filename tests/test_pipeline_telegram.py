@@ -181,3 +181,22 @@ def test_async_stream(producer, telegram, chat_id) -> None:
 
     asyncio.run(_astream(producer, chat_id))
     assert telegram.texts(chat_id) == ["async agents stream too\n\n⚙️ tool"]
+
+
+def test_watchdog_finalizes_a_stream_whose_agent_went_silent(settings, worker, telegram) -> None:
+    from dataclasses import replace
+
+    from producers import StreamProducer
+
+    quiet = StreamProducer(replace(settings, idle_timeout=1.0))
+    try:
+        chat = "77001"
+        stream = quiet.start(channel="telegram", chat_id=chat)
+        stream.emit("the agent crashed after this")
+        assert quiet.store.wait_done(stream.id, 10), "the watchdog published a result"
+        result = quiet.store.result(stream.id)
+        assert result["all_sent"] and result["how"] == "streamed"
+        assert quiet.store.meta(stream.id)["close_reason"] == "abandoned"
+        assert telegram.texts(chat) == ["the agent crashed after this"]
+    finally:
+        quiet.close()

@@ -146,7 +146,9 @@ def test_ledger_endpoint_reports_chats_and_call_counts(http, emu):
     api(http, emu, "sendMessage", chat_id=9, text="one")
     api(http, emu, "sendMessage", chat_id=9, text="")
     ledger = http.get(f"{emu.base_url}/_sandbox/ledger", timeout=5).json()
-    assert ledger["chats"] == {"9": [{"message_id": 1, "text": "one", "edits": 0, "deleted": False}]}
+    assert ledger["chats"] == {
+        "9": [{"message_id": 1, "text": "one", "edits": 0, "deleted": False}]
+    }
     assert {(c["method"], c["status"], c["count"]) for c in ledger["calls"]} == {
         ("sendMessage", 200, 1),
         ("sendMessage", 400, 1),
@@ -159,8 +161,9 @@ def test_ledger_endpoint_reports_chats_and_call_counts(http, emu):
 
 def test_identical_edit_is_not_modified(http, emu):
     api(http, emu, "sendMessage", chat_id=1, text="<b>same</b>", parse_mode="HTML")
-    same = api(http, emu, "editMessageText", chat_id=1, message_id=1, text="<b>same</b>",
-               parse_mode="HTML")  # fmt: skip
+    same = api(
+        http, emu, "editMessageText", chat_id=1, message_id=1, text="<b>same</b>", parse_mode="HTML"
+    )
     assert error(same) == (400, NOT_MODIFIED)
     other_mode = api(http, emu, "editMessageText", chat_id=1, message_id=1, text="same")
     assert other_mode.status_code == 200
@@ -254,34 +257,46 @@ def test_html_visible_text(http, emu):
     assert (message.text, message.raw_text, message.parse_mode) == (expected, html, "HTML")
 
 
+MARKUP_V2 = "*bold* _it_ __u__ ~s~ ||sp|| `c` \\. [link](http://x.example/\\))"
+
+
 @pytest.mark.parametrize(
     ("text", "visible"),
     [
-        ("*bold* _it_ __u__ ~s~ ||sp|| `c` \\. [link](http://x.example/\\))", "bold it u s sp c . link"),
+        (MARKUP_V2, "bold it u s sp c . link"),
         ("```python\nprint(1)\n```", "print(1)\n"),
         (">quote\n**>more\n>end||", "quote\nmore\nend"),
     ],
-)  # fmt: skip
+)
 def test_markdown_v2_visible_text(text, visible):
     assert visible_text(text, "MarkdownV2") == visible
+
+
+RESERVED_DOT = "Character '.' is reserved and must be escaped with the preceding '\\'"
 
 
 @pytest.mark.parametrize(
     ("mode", "text", "description"),
     [
-        ("MarkdownV2", "Done.", "Character '.' is reserved and must be escaped with the preceding '\\'"),
+        ("MarkdownV2", "Done.", RESERVED_DOT),
         ("MarkdownV2", "*open", "Can't find end of Bold entity at byte offset 0"),
         ("Markdown", "é *open", "Can't find end of the entity starting at byte offset 3"),
     ],
-)  # fmt: skip
+)
 def test_markdown_parse_errors(http, emu, mode, text, description):
     reply = api(http, emu, "sendMessage", chat_id=1, text=text, parse_mode=mode)
     assert error(reply) == (400, f"Bad Request: can't parse entities: {description}")
 
 
 def test_legacy_markdown_visible_text(http, emu):
-    reply = api(http, emu, "sendMessage", chat_id=1, text="*b* _i_ `c` [l](http://x) 1.5!",
-                parse_mode="Markdown")  # fmt: skip
+    reply = api(
+        http,
+        emu,
+        "sendMessage",
+        chat_id=1,
+        text="*b* _i_ `c` [l](http://x) 1.5!",
+        parse_mode="Markdown",
+    )
     assert reply.json()["result"]["text"] == "b i c l 1.5!"
 
 
@@ -425,6 +440,19 @@ def test_wait_for_wakes_on_a_message_from_another_thread(http, emu):
     assert emu.texts(5) == []
     assert emu.wait_for(lambda e: e.texts(5) == ["late"], timeout=5)
     sender.join()
+
+
+def test_wait_for_wakes_on_a_call_that_changes_no_message(make_emu):
+    emu = make_emu(error_rate=1.0)
+
+    def call() -> None:
+        with requests.Session() as other:
+            api(other, emu, "sendMessage", chat_id=5, text="lost")
+
+    caller = threading.Timer(0.05, call)
+    caller.start()
+    assert emu.wait_for(lambda e: e.count(status=500) == 1, timeout=5)
+    caller.join()
 
 
 def test_wait_for_times_out(emu):

@@ -91,6 +91,7 @@ def test_two_workers_never_duplicate_or_move_a_chat_backwards(own_queue, telegra
 def test_kill_9_of_the_flushing_worker_resumes_the_same_message(own_queue, telegram) -> None:
     producer, spawn = own_queue
     doomed = spawn("doomed")
+    assert any("(thread)" in line for line in doomed.lines), "a bare worker uses the threads pool"
     chat = str(80_000 + int(time.time()) % 10_000)
     telegram.configure(latency=0.3)
     try:

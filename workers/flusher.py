@@ -100,6 +100,20 @@ class Flusher:
         return Outcome("done", result=result)
 
 
+    def watch(self, stream_id: str) -> Outcome:
+        """The watchdog: finalize a stream whose producer went silent (crashed agent)."""
+        meta = self.store.meta(stream_id)
+        if not meta or meta.get("status") == "closed":
+            return Outcome("idle")
+        idle_ms = int(meta.get("idle_ms") or self.settings.idle_timeout * 1000)
+        quiet_ms = now_ms() - int(meta.get("touched_ms") or 0)
+        if meta.get("status") == "open" and quiet_ms < idle_ms:
+            return Outcome("retry", delay=(idle_ms - quiet_ms) / 1000.0)
+        log.warning("stream %s: no tokens for %d s, finalizing it", stream_id, quiet_ms // 1000)
+        self.store.close(stream_id, "abandoned")
+        return self.stop(stream_id)
+
+
 class _Run:
     """One pass over one stream: plan, then perform the ops in order until one is held back."""
 

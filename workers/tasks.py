@@ -11,6 +11,7 @@ from workers.state import StreamNotFound, validate_stream_id
 #: task names producers enqueue by (stable public names, seen in Flower)
 FLUSH = "tokenrelay.flush_stream"
 STOP = "tokenrelay.stop_stream"
+WATCH = "tokenrelay.watch_stream"
 
 
 @app.task(name=FLUSH, ignore_result=True)
@@ -38,4 +39,17 @@ def stop_stream(self: Task, stream_id: str) -> str:
         raise self.retry(countdown=min(outcome.delay, 0.02 * 2 ** min(self.request.retries, 8)))
     if outcome.action == "retry":
         raise self.retry(countdown=outcome.delay)
+    return outcome.action
+
+
+@app.task(name=WATCH, ignore_result=True)
+def watch_stream(stream_id: str) -> str:
+    """Watchdog: finalize the stream if its producer stopped writing without stopping it."""
+    try:
+        outcome = runtime.flusher().watch(validate_stream_id(stream_id))
+    except StreamNotFound:
+        return "gone"
+    if outcome.action in ("retry", "busy"):
+        # still active, or its final delivery is held back: look again then
+        watch_stream.apply_async((stream_id,), countdown=max(outcome.delay, 0.05))
     return outcome.action

@@ -37,6 +37,7 @@ import unicodedata
 from bisect import bisect_right
 from dataclasses import dataclass
 from itertools import accumulate
+from typing import cast
 
 __all__ = ["BULLET", "LINK_SCHEMES", "MAX_OPEN_DELIMITERS", "to_telegram_html", "visible_text"]
 
@@ -300,7 +301,7 @@ class _InlineParser:
 
     def _code(self, start: int) -> int:
         text = self.text
-        end = _RUNS["`"].match(text, start).end()  # type: ignore[union-attr]
+        end = _run_end(text, start)
         width = end - start
         if self._tick_runs is None:
             self._tick_runs = {}
@@ -365,7 +366,7 @@ class _InlineParser:
     def _delimiter(self, start: int) -> int:
         text, out = self.text, self.out
         char = text[start]
-        end = _RUNS[char].match(text, start).end()  # type: ignore[union-attr]
+        end = _run_end(text, start)
         count = end - start
         at_end = end == len(text) and self.open_end
         if count > 3 or (char == "~" and count != 2):
@@ -377,7 +378,7 @@ class _InlineParser:
         after = text[end] if end < len(text) else ""
         if _flanks(before, after) and not _is_word(after, char):
             opener = self._find_opener(char)
-            if at_end and opener is not None and out[opener].count > count:  # type: ignore[union-attr]
+            if at_end and opener is not None and self._delim(opener).count > count:
                 return end  # the closer is still arriving
             count = self._close(char, count)
             if not count:
@@ -397,9 +398,13 @@ class _InlineParser:
             out.append(char * count)
         return end
 
+    def _delim(self, index: int) -> _Delim:
+        """The opener at ``index``; the stack only ever holds indices of openers."""
+        return cast(_Delim, self.out[index])
+
     def _find_opener(self, char: str) -> int | None:
         for index in reversed(self.stack):
-            if self.out[index].char == char:  # type: ignore[union-attr]
+            if self._delim(index).char == char:
                 return index
         return None
 
@@ -409,8 +414,7 @@ class _InlineParser:
         while count and (index := self._find_opener(char)) is not None:
             while self.stack[-1] != index:
                 self.stack.pop()  # openers crossed by this closer stay literal
-            opener = out[index]
-            assert isinstance(opener, _Delim)
+            opener = self._delim(index)
             use = 2 if opener.count >= 2 and count >= 2 else 1
             tag = "s" if char == "~" else "b" if use == 2 else "i"
             children = out[index + 1 :]
@@ -429,8 +433,7 @@ class _InlineParser:
             return
         while self.stack:
             index = self.stack.pop()
-            opener = self.out[index]
-            assert isinstance(opener, _Delim)
+            opener = self._delim(index)
             children = self.out[index + 1 :]
             del self.out[index:]
             if not children:
@@ -441,6 +444,12 @@ class _InlineParser:
                 self.out.append(_Element("b", [_Element("i", children)]))
             else:
                 self.out.append(_Element("b" if opener.count == 2 else "i", children))
+
+
+def _run_end(text: str, start: int) -> int:
+    """End of the run of ``text[start]`` characters (backticks, ``*``, ``_`` or ``~``)."""
+    match = _RUNS[text[start]].match(text, start)
+    return match.end() if match else start + 1
 
 
 def _allowed_url(url: str) -> bool:

@@ -1,0 +1,41 @@
+"""A dead Redis surfaces as a clear error on stop(), not a hang; emit() never raises for it."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from producers import BackendUnavailable, StreamProducer
+from tokenrelay.config import Settings
+from tokenrelay.redis_server import RedisServer
+
+pytestmark = pytest.mark.integration
+
+
+def test_stop_raises_backend_unavailable_when_redis_died() -> None:
+    server = RedisServer().start()
+    env = {"TOKENRELAY_BROKER_URL": server.url, "TOKENRELAY_TELEGRAM_BOT_TOKEN": "1:x"}
+    producer = StreamProducer(Settings.from_env(env))
+    try:
+        stream = producer.start(channel="telegram", chat_id="42")
+        stream.emit("hello")
+        server.stop()
+        stream.emit(" world")  # still instant: only the in-process buffer
+        t0 = time.monotonic()
+        with pytest.raises(BackendUnavailable, match="Redis unreachable"):
+            stream.stop(timeout=5)
+        assert time.monotonic() - t0 < 15
+    finally:
+        producer.close()
+        server.stop()
+
+
+def test_start_fails_fast_without_redis() -> None:
+    env = {"TOKENRELAY_BROKER_URL": "redis://127.0.0.1:1/0"}
+    producer = StreamProducer(Settings.from_env(env))
+    try:
+        with pytest.raises(BackendUnavailable):
+            producer.start(channel="telegram", chat_id="42")
+    finally:
+        producer.close()
