@@ -7,16 +7,7 @@ import pytest
 from tests.conftest import TEST_TOKEN
 from tokenrelay.config import Settings
 from workers.channels import UnknownChannel, get_spec
-from workers.channels.base import (
-    MessageGone,
-    NotModified,
-    ParseError,
-    PermanentFailure,
-    RateLimited,
-    Rejected,
-    TooLong,
-    TransientFailure,
-)
+from workers.channels import base as errors
 from workers.channels.http import Reply, RetryPolicy, Transport
 from workers.channels.telegram import TelegramClient, read_error
 
@@ -28,16 +19,17 @@ def _err(code: int, desc: str, **extra) -> Reply:
 @pytest.mark.parametrize(
     ("reply", "kind"),
     [
-        (_err(429, "Too Many Requests: retry after 7", parameters={"retry_after": 7}), RateLimited),
+        (_err(429, "Too Many Requests: retry after 7", parameters={"retry_after": 7}),
+         errors.RateLimited),
         (_err(400, "Bad Request: message is not modified: specified new message content"),
-         NotModified),
-        (_err(400, "Bad Request: message to edit not found"), MessageGone),
-        (_err(400, "Bad Request: can't parse entities: Unsupported start tag"), ParseError),
-        (_err(400, "Bad Request: message is too long"), TooLong),
-        (_err(400, "Bad Request: message text is empty"), Rejected),
-        (_err(400, "Bad Request: chat not found"), PermanentFailure),
-        (_err(401, "Unauthorized"), PermanentFailure),
-        (_err(403, "Forbidden: bot was blocked by the user"), PermanentFailure),
+         errors.NotModified),
+        (_err(400, "Bad Request: message to edit not found"), errors.MessageGone),
+        (_err(400, "Bad Request: can't parse entities: Unsupported start tag"), errors.ParseError),
+        (_err(400, "Bad Request: message is too long"), errors.TooLong),
+        (_err(400, "Bad Request: message text is empty"), errors.Rejected),
+        (_err(400, "Bad Request: chat not found"), errors.PermanentFailure),
+        (_err(401, "Unauthorized"), errors.PermanentFailure),
+        (_err(403, "Forbidden: bot was blocked by the user"), errors.PermanentFailure),
     ],
 )
 def test_error_replies_map_to_core_error_types(reply: Reply, kind: type) -> None:
@@ -46,7 +38,7 @@ def test_error_replies_map_to_core_error_types(reply: Reply, kind: type) -> None
 
 def test_retry_after_is_read_from_parameters_then_header() -> None:
     err = read_error("sendMessage", _err(429, "Too Many Requests", parameters={"retry_after": 7}))
-    assert isinstance(err, RateLimited) and err.retry_after == 7
+    assert isinstance(err, errors.RateLimited) and err.retry_after == 7
     header = Reply(429, {"Retry-After": "3"}, {"ok": False, "error_code": 429})
     assert read_error("sendMessage", header).retry_after == 3  # type: ignore[attr-defined]
 
@@ -61,7 +53,7 @@ def test_group_chats_default_to_a_slower_interval() -> None:
 
 
 def test_a_malformed_token_is_refused_without_echoing_it() -> None:
-    with pytest.raises(PermanentFailure) as info:
+    with pytest.raises(errors.PermanentFailure) as info:
         TelegramClient("not a token", "default", Settings(), Transport(1.0))
     assert "not a token" not in str(info.value)
 
@@ -76,7 +68,7 @@ def client(telegram):
 
 def test_server_errors_are_retried_with_backoff_then_reported(client, telegram, chat_id) -> None:
     telegram.configure(error_rate=1.0)
-    with pytest.raises(TransientFailure) as info:
+    with pytest.raises(errors.TransientFailure) as info:
         client.send(chat_id, "hello", "text")
     assert telegram.count(chat_id=chat_id, status=500) == 3
     assert TEST_TOKEN not in str(info.value)
@@ -87,7 +79,7 @@ def test_dropped_connections_are_retried_and_never_leak_the_token(
     client, telegram, chat_id
 ) -> None:
     telegram.configure(drop_rate=1.0)
-    with pytest.raises(TransientFailure) as info:
+    with pytest.raises(errors.TransientFailure) as info:
         client.send(chat_id, "hello", "text")
     assert TEST_TOKEN not in str(info.value) and TEST_TOKEN.split(":")[1] not in repr(info.value)
     telegram.configure(drop_rate=0.0)
@@ -97,7 +89,7 @@ def test_dropped_connections_are_retried_and_never_leak_the_token(
 def test_send_edit_and_not_modified_over_http(client, telegram, chat_id) -> None:
     mid = client.send(chat_id, "one", "text")
     client.edit(chat_id, mid, "one two", "text")
-    with pytest.raises(NotModified):
+    with pytest.raises(errors.NotModified):
         client.edit(chat_id, mid, "one two", "text")
     assert telegram.texts(chat_id) == ["one two"]
     assert TEST_TOKEN not in repr(client)

@@ -14,18 +14,8 @@ from tokenrelay.config import ConfigError, Settings
 from tokenrelay.results import How, StopResult
 from workers import delivery
 from workers.channels import ClientCache
-from workers.channels.base import (
-    ChannelClient,
-    Format,
-    MessageGone,
-    NotModified,
-    ParseError,
-    PermanentFailure,
-    RateLimited,
-    Rejected,
-    TooLong,
-    TransientFailure,
-)
+from workers.channels import base as errors
+from workers.channels.base import ChannelClient, Format
 from workers.lease import Lease, LeaseKeeper, LeaseLost
 from workers.ratelimit import RateLimiter
 from workers.sent import SentState
@@ -130,7 +120,7 @@ class _Run:
     def execute(self) -> None:
         try:
             client = self.f.clients.get(self.snap.meta["channel"], self.snap.meta["account"])
-        except (PermanentFailure, ConfigError) as exc:
+        except (errors.PermanentFailure, ConfigError) as exc:
             self.state = replace(self.state, failure=str(exc))
             self._commit(complete=True)
             return
@@ -161,25 +151,25 @@ class _Run:
             self.f.leases.check(self.lease)
             try:
                 self._perform(client, op)
-            except RateLimited as exc:
+            except errors.RateLimited as exc:
                 self.f.limiter.penalize(budgets[0], exc.retry_after)
                 self.state = self.state.bump("rate_limited")
                 self.defer = max(exc.retry_after, 0.05)
                 return
-            except TransientFailure as exc:
+            except errors.TransientFailure as exc:
                 log.warning("stream %s: %s", self.snap.stream_id, exc)
                 self.state = self.state.bump("retries")
                 tries = self.state.counts["retries"]
                 self.defer = min(MAX_FINAL_BACKOFF, 0.5 * 2 ** min(tries, 6))
                 return
-            except TooLong:
+            except errors.TooLong:
                 self._shrink_limit(max_units)
                 self.defer = 0.05
                 return
-            except Rejected as exc:
+            except errors.Rejected as exc:
                 log.warning("stream %s: skipped a refused message: %s", self.snap.stream_id, exc)
                 self.state = replace(self.state, segments=delivery.apply(self.state.segments, op))
-            except PermanentFailure as exc:
+            except errors.PermanentFailure as exc:
                 self.state = replace(self.state, failure=str(exc))
                 return
             self._commit(complete=False, stamp=True)
@@ -190,7 +180,7 @@ class _Run:
         fmt: Format = "text" if seg.plain else self.fmt
         try:
             message_id = self._call(client, op, text, fmt)
-        except ParseError:
+        except errors.ParseError:
             self.state = self.state.bump("plain_fallbacks")
             segs = list(self.state.segments)
             segs[op.index] = replace(seg, plain=True)
@@ -214,10 +204,10 @@ class _Run:
                 client.edit(self.chat, op.message_id, text, fmt)
                 self.state = self.state.bump("edits")
                 return op.message_id
-            except NotModified:
+            except errors.NotModified:
                 self.state = self.state.bump("not_modified")
                 return op.message_id
-            except MessageGone:
+            except errors.MessageGone:
                 self.state = self.state.bump("resent")
         message_id = client.send(self.chat, text, fmt)
         self.state = self.state.bump("sends")
