@@ -125,14 +125,20 @@ class StreamProducer:
         """Stop the background pusher (buffered tokens of open streams are pushed first)."""
         self._pusher.close()
 
-    def _enqueue(self, task: str, stream_id: str, countdown: float = 0.0) -> None:
+    def _enqueue(
+        self, task: str, stream_id: str, countdown: float = 0.0, task_id: str | None = None
+    ) -> None:
         """Send a task whose only argument is the stream id (never text or credentials)."""
         self.app.send_task(
-            task, args=[stream_id], countdown=countdown or None, queue=self.settings.queue
+            task,
+            args=[stream_id],
+            countdown=countdown or None,
+            queue=self.settings.queue,
+            task_id=task_id,
         )
 
-    def _enqueue_flush(self, stream_id: str, countdown: float) -> None:
-        self._enqueue(FLUSH, stream_id, countdown)
+    def _enqueue_flush(self, stream_id: str, countdown: float, task_id: str) -> None:
+        self._enqueue(FLUSH, stream_id, countdown, task_id)
 
     def _enqueue_stop(self, stream_id: str) -> None:
         self._enqueue(STOP, stream_id)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import uuid
 from typing import TYPE_CHECKING
 
 from redis.exceptions import RedisError
@@ -66,10 +67,10 @@ class Pusher:
             owners = []
             for stream in streams:
                 for chunk, mark in stream._drain():
-                    batch.append((stream.id, chunk, mark))
+                    batch.append((stream.id, chunk, mark, uuid.uuid4().hex))
                     owners.append(stream)
                 if arm_only and not stream._pending:
-                    batch.append((stream.id, b"", False))
+                    batch.append((stream.id, b"", False, uuid.uuid4().hex))
                     owners.append(stream)
             if not batch:
                 return
@@ -81,9 +82,9 @@ class Pusher:
                 raise BackendUnavailable(f"Redis unreachable: {exc}") from None
             for stream in streams:
                 stream._pending.clear()
-            for stream, answer in zip(owners, answers, strict=True):
+            for (_, _, _, task_id), stream, answer in zip(batch, owners, answers, strict=True):
                 if answer >= 0:
-                    self.producer._enqueue_flush(stream.id, answer / 1000.0)
+                    self.producer._enqueue_flush(stream.id, answer / 1000.0, task_id)
                 elif answer in (CLOSED, UNKNOWN, TOO_LONG):
                     stream._rejected(answer)
 

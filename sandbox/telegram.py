@@ -37,6 +37,8 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 __all__ = [
+    "BLOCKED",
+    "NOT_MODIFIED",
     "ApiError",
     "BotApi",
     "EntityParseError",
@@ -84,6 +86,10 @@ class _Parser:
     def __init__(self, text: str) -> None:
         self.text = text
         self.out: list[str] = []
+
+    def parse(self) -> str:
+        """The visible text; raises EntityParseError where Telegram would refuse the markup."""
+        raise NotImplementedError
 
     def offset(self, index: int) -> int:
         """The UTF-8 byte offset of ``self.text[index]``, the unit of Telegram's error messages."""
@@ -436,7 +442,7 @@ class _MarkdownParser(_Parser):
 
 #: parse_mode values the Bot API accepts (case-insensitively), by their canonical spelling
 PARSE_MODES = {"html": "HTML", "markdownv2": "MarkdownV2", "markdown": "Markdown"}
-_PARSERS: dict[str, Callable[[str], _Parser]] = {
+_PARSERS: dict[str, type[_Parser]] = {
     "HTML": _HtmlParser,
     "MarkdownV2": _MarkdownV2Parser,
     "Markdown": _MarkdownParser,
@@ -450,8 +456,7 @@ def visible_text(text: str, parse_mode: str | None) -> str:
     """
     if parse_mode is None:
         return text
-    parser: Any = _PARSERS[parse_mode](text)
-    return parser.parse()
+    return _PARSERS[parse_mode](text).parse()
 
 
 # --------------------------------------------------------------------------------------------

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import html
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
+from hypothesis import given
+from hypothesis import strategies as st
 
 from sandbox.telegram import (
     NOT_MODIFIED,
@@ -156,6 +162,35 @@ def test_ledger_endpoint_reports_chats_and_call_counts(http, emu):
     assert len(emu.calls) == 2  # the ledger request itself is not a Bot API call
 
 
+def test_control_endpoints_drive_the_emulator_from_another_process(http, emu):
+    control = f"{emu.base_url}/_sandbox"
+    api(http, emu, "sendMessage", chat_id=6, text="one")
+    assert http.post(f"{control}/delete", json={"chat_id": 6, "message_id": 1}, timeout=5).ok
+    assert emu.texts(6) == []
+    assert http.post(f"{control}/block", data={"chat_id": "6"}, timeout=5).ok
+    assert api(http, emu, "sendMessage", chat_id=6, text="x").status_code == 403
+    assert http.post(f"{control}/configure", data={"error_rate": "1"}, timeout=5).ok
+    assert emu.knobs.error_rate == 1.0
+    assert http.post(f"{control}/configure", json={"bogus": 1}, timeout=5).status_code == 400
+    assert http.post(f"{control}/reset", timeout=5).ok
+    assert emu.calls == []
+    assert http.get(f"{control}/ledger", timeout=5).json()["chats"] == {}
+
+
+def test_command_line_serves_until_stopped(http):
+    command = [sys.executable, "-m", "sandbox.telegram", "--port", "0", "--error-rate", "1"]
+    root = Path(__file__).resolve().parent.parent
+    with subprocess.Popen(command, cwd=root, stdout=subprocess.PIPE, text=True) as process:
+        try:
+            assert process.stdout is not None
+            url = process.stdout.readline().split()[-1]
+            assert url.startswith("http://127.0.0.1:")
+            reply = http.post(f"{url}/bot{TOKEN}/getMe", timeout=5)
+            assert reply.status_code == 500
+        finally:
+            process.terminate()
+
+
 # -- text rules --------------------------------------------------------------------------------
 
 
@@ -255,6 +290,17 @@ def test_html_visible_text(http, emu):
     assert reply.json()["result"]["text"] == expected
     [message] = emu.messages(1)
     assert (message.text, message.raw_text, message.parse_mode) == (expected, html, "HTML")
+
+
+@given(st.text())
+def test_escaped_html_shows_exactly_the_text(text):
+    assert visible_text(html.escape(text), "HTML") == text
+
+
+@given(st.text())
+def test_escaped_markdown_v2_shows_exactly_the_text(text):
+    escaped = "".join("\\" + c if c in "_*[]()~`>#+-=|{}.!\\" else c for c in text)
+    assert visible_text(escaped, "MarkdownV2") == text
 
 
 MARKUP_V2 = "*bold* _it_ __u__ ~s~ ||sp|| `c` \\. [link](http://x.example/\\))"
@@ -436,9 +482,12 @@ def test_wait_for_wakes_on_a_message_from_another_thread(http, emu):
             api(other, emu, "sendMessage", chat_id=5, text="late")
 
     sender = threading.Timer(0.05, send)
+    started = time.monotonic()
     sender.start()
     assert emu.texts(5) == []
     assert emu.wait_for(lambda e: e.texts(5) == ["late"], timeout=5)
+    # woken by the change, not by the final check wait_for makes at its timeout
+    assert time.monotonic() - started < 2.5
     sender.join()
 
 
@@ -450,8 +499,10 @@ def test_wait_for_wakes_on_a_call_that_changes_no_message(make_emu):
             api(other, emu, "sendMessage", chat_id=5, text="lost")
 
     caller = threading.Timer(0.05, call)
+    started = time.monotonic()
     caller.start()
     assert emu.wait_for(lambda e: e.count(status=500) == 1, timeout=5)
+    assert time.monotonic() - started < 2.5
     caller.join()
 
 

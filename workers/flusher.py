@@ -7,6 +7,7 @@ shells around :class:`Flusher`. Every error type a channel raises is handled her
 from __future__ import annotations
 
 import logging
+import uuid
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
@@ -36,6 +37,8 @@ class Outcome:
     action: Literal["idle", "flush_again", "busy", "retry", "done"]
     delay: float = 0.0
     result: dict[str, Any] | None = None
+    #: Celery task id of the next flush in the stream's chain
+    next_id: str | None = None
 
 
 class Flusher:
@@ -48,22 +51,31 @@ class Flusher:
         self.clients = clients or ClientCache(settings)
         self.limiter = RateLimiter(store)
 
-    def flush(self, stream_id: str) -> Outcome:
-        """An interim flush: show what the producer has written so far, if the budget allows."""
+    def flush(self, stream_id: str, task_id: str) -> Outcome:
+        """An interim flush: show what the producer has written so far, if the budget allows.
+
+        ``task_id`` is this flush's Celery task id; only the flush the stream's tick names
+        continues the chain (see settle.lua).
+        """
+        next_id = uuid.uuid4().hex
         with self.leases.hold(stream_id) as lease:
             if not isinstance(lease, Lease):
-                # a live holder re-arms the stream itself; a dead one's lease runs out by then
-                return Outcome("busy", delay=lease / 1000.0)
+                # held by the stop task, a duplicate, or a crashed worker whose lease runs out
+                # by then: look again after that, if this flush still owns the chain
+                if self.store.settle(stream_id, task_id, next_id, max(1, lease)):
+                    return Outcome("busy", delay=lease / 1000.0, next_id=next_id)
+                return Outcome("idle")
             snap = self.store.load(stream_id)
             defer = None
             if snap.status == "open":
                 run = _Run(self, snap, lease, final=False)
                 run.execute()
                 defer = run.defer
-        if not self.store.settle(stream_id, int((defer or 0) * 1000)):
+        if not self.store.settle(stream_id, task_id, next_id, int((defer or 0) * 1000)):
             return Outcome("idle")
         interval = int(snap.meta.get("interval_ms", 1000)) / 1000.0
-        return Outcome("flush_again", delay=interval if defer is None else max(defer, 0.01))
+        delay = interval if defer is None else max(defer, 0.01)
+        return Outcome("flush_again", delay=delay, next_id=next_id)
 
     def stop(self, stream_id: str) -> Outcome:
         """The final flush: deliver everything still unsent, then publish the StopResult."""

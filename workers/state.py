@@ -160,19 +160,22 @@ class Store:
             pipe.expire(key, ttl_s)
         pipe.execute()
 
-    def push_many(self, batch: list[tuple[str, bytes, bool]], max_bytes: int) -> list[int]:
-        """Append chunks (stream id, UTF-8 bytes, ends at a tool boundary) in one pipeline.
+    def push_many(
+        self, batch: list[tuple[str, bytes, bool, str]], max_bytes: int
+    ) -> list[int]:
+        """Append chunks (stream id, UTF-8 bytes, ends at a tool boundary, flush task id) in one
+        pipeline.
 
-        Returns push.lua's answer per chunk: a countdown in ms for a flush to enqueue, or one of
-        ARMED_NOTHING, CLOSED, UNKNOWN, TOO_LONG.
+        Returns push.lua's answer per chunk: a countdown in ms for a flush to enqueue with that
+        task id, or one of ARMED_NOTHING, CLOSED, UNKNOWN, TOO_LONG.
         """
         pipe = self.redis.pipeline(transaction=False)
-        for stream_id, chunk, mark in batch:
+        for stream_id, chunk, mark, task_id in batch:
             k = Keys.of(stream_id)
             self._run(
                 "push",
                 [k.meta, k.text, k.sent, k.tick, k.marks],
-                [chunk, int(mark), TICK_GRACE_MS, max_bytes],
+                [chunk, int(mark), TICK_GRACE_MS, max_bytes, task_id],
                 client=pipe,
             )
         return [int(r) for r in pipe.execute()]
@@ -285,11 +288,16 @@ class Store:
             )
         )
 
-    def settle(self, stream_id: str, defer_ms: int = 0) -> bool:
-        """After a flush: True when the caller must enqueue another (new text, or held back)."""
+    def settle(self, stream_id: str, task_id: str, next_id: str, defer_ms: int = 0) -> bool:
+        """After flush ``task_id``: True when the caller must enqueue flush ``next_id`` (new text,
+        or held back ``defer_ms``); False when the chain ends or belongs to another flush."""
         k = Keys.of(stream_id)
         return bool(
-            self._run("settle", [k.meta, k.text, k.sent, k.tick], [TICK_GRACE_MS, defer_ms])
+            self._run(
+                "settle",
+                [k.meta, k.text, k.sent, k.tick],
+                [TICK_GRACE_MS, defer_ms, task_id, next_id],
+            )
         )
 
     def finish(self, stream_id: str, token: str, result: dict[str, Any]) -> bool:

@@ -25,12 +25,14 @@ def _run(step: Callable[[Flusher, str], Outcome], stream_id: str) -> Outcome:
         return Outcome("idle")
 
 
-@app.task(name=FLUSH, ignore_result=True)
-def flush_stream(stream_id: str) -> str:
+@app.task(name=FLUSH, bind=True, ignore_result=True)
+def flush_stream(self: Task, stream_id: str) -> str:
     """Debounced interim flush: edit the chat up to the text written so far."""
-    outcome = _run(Flusher.flush, stream_id)
+    task_id = self.request.id or ""
+    outcome = _run(lambda f, sid: f.flush(sid, task_id), stream_id)
     if outcome.action in ("flush_again", "busy"):
-        flush_stream.apply_async((stream_id,), countdown=outcome.delay)
+        # the chain's next hop: its task id is what the stream's tick now names
+        flush_stream.apply_async((stream_id,), countdown=outcome.delay, task_id=outcome.next_id)
     return outcome.action
 
 

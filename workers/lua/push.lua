@@ -2,8 +2,9 @@
 -- Appending before arming is what makes "no lost tail" hold: a flush that settles after this
 -- either sees the new text or has already disarmed, so the SET NX below succeeds.
 -- KEYS: meta, text, sent, tick, marks
--- ARGV: chunk, mark (1: the chunk ends at a tool boundary), tick_grace_ms, max_bytes
--- Returns: countdown in ms for the flush the caller must enqueue; -1 nothing to enqueue;
+-- ARGV: chunk, mark (1: the chunk ends at a tool boundary), tick_grace_ms, max_bytes,
+--       task id for the flush the caller enqueues if this arms the tick
+-- Returns: countdown in ms for that flush; -1 nothing to enqueue;
 --          -2 stream is closed; -3 unknown or expired stream; -4 over max_bytes (nothing appended)
 local status = redis.call('HGET', KEYS[1], 'status')
 if not status then return -3 end
@@ -24,7 +25,7 @@ if #chunk > 0 then redis.call('HSET', KEYS[1], 'touched_ms', now_ms) end
 local flushed = tonumber(redis.call('HGET', KEYS[3], 'flushed_b') or '0')
 if length <= flushed then return -1 end
 local interval = tonumber(redis.call('HGET', KEYS[1], 'interval_ms'))
-if not redis.call('SET', KEYS[4], now_ms, 'NX', 'PX', interval + tonumber(ARGV[3])) then
+if not redis.call('SET', KEYS[4], ARGV[5], 'NX', 'PX', interval + tonumber(ARGV[3])) then
   return -1
 end
 local last = tonumber(redis.call('HGET', KEYS[3], 'flushed_at_ms') or '0')
