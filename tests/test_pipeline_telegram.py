@@ -200,3 +200,29 @@ def test_watchdog_finalizes_a_stream_whose_agent_went_silent(settings, worker, t
         assert telegram.texts(chat) == ["the agent crashed after this"]
     finally:
         quiet.close()
+
+
+def test_edits_keep_the_interval_even_with_duplicate_flush_tasks(
+    producer, telegram, chat_id
+) -> None:
+    from workers.tasks import FLUSH
+
+    interval = 0.4
+    stream = producer.start(channel="telegram", chat_id=chat_id, interval=interval)
+    words = [f"w{i} " for i in range(300)]
+    for i, word in enumerate(words):
+        stream.emit(word)
+        if i % 60 == 30:  # stray duplicates, as a redelivered or replayed message would be
+            for _ in range(3):
+                producer.app.send_task(FLUSH, args=[stream.id], queue=producer.settings.queue)
+        time.sleep(0.01)
+    assert stream.stop(timeout=20).all_sent
+    assert telegram.texts(chat_id) == ["".join(words).strip()]
+    stop_sent = telegram.messages(chat_id)[0].history[-1][0]
+    times = [
+        c.t for c in telegram.calls
+        if c.chat_id == chat_id and c.status == 200 and c.t < stop_sent - 0.01
+    ]
+    assert len(times) >= 4
+    gaps = [b - a for a, b in itertools.pairwise(times)]
+    assert min(gaps) >= interval - 0.02, gaps

@@ -57,6 +57,9 @@ class Flusher:
         ``task_id`` is this flush's Celery task id; only the flush the stream's tick names
         continues the chain (see settle.lua).
         """
+        current = self.store.tick(stream_id)
+        if current is not None and current != task_id:
+            return Outcome("idle")  # a duplicate: the stream's tick names another flush
         next_id = uuid.uuid4().hex
         with self.leases.hold(stream_id) as lease:
             if not isinstance(lease, Lease):

@@ -211,6 +211,11 @@ class Store:
             return True
         return bool(self.redis.exists(k.result))
 
+    def tick(self, stream_id: str) -> str | None:
+        """The task id of the stream's scheduled flush, if one is armed."""
+        raw = self.redis.get(Keys.of(stream_id).tick)
+        return None if raw is None else raw.decode()
+
     def set_meta(self, stream_id: str, name: str, value: str | int) -> None:
         self.redis.hset(Keys.of(stream_id).meta, name, value)
 
