@@ -93,3 +93,11 @@ def test_send_edit_and_not_modified_over_http(client, telegram, chat_id) -> None
         client.edit(chat_id, mid, "one two", "text")
     assert telegram.texts(chat_id) == ["one two"]
     assert TEST_TOKEN not in repr(client)
+
+
+def test_markup_with_nothing_visible_yet_is_not_sent(client, telegram, chat_id) -> None:
+    with pytest.raises(errors.Rejected):
+        client.send(chat_id, "**", "markdown")
+    assert telegram.count(chat_id=chat_id) == 0
+    assert client.send(chat_id, "**bold", "markdown") == "1"
+    assert telegram.messages(chat_id)[0].raw_text == "<b>bold</b>"

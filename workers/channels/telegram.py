@@ -25,7 +25,7 @@ from workers.channels.base import (
     TooLong,
 )
 from workers.channels.http import Reply, Transport
-from workers.channels.telegram_markdown import to_telegram_html
+from workers.channels.telegram_markdown import to_telegram_html, visible_text
 from workers.redact import redact, register_secret
 from workers.split import utf16_units
 
@@ -118,6 +118,9 @@ class TelegramClient:
         if fmt == "markdown":
             payload["text"] = to_telegram_html(text)
             payload["parse_mode"] = "HTML"
+            if not visible_text(payload["text"]).strip():
+                # e.g. a lone "**" so far: nothing to show yet, and Telegram would refuse it
+                raise Rejected("nothing visible to send yet")
         elif fmt == "html":
             payload["parse_mode"] = "HTML"
         return payload
