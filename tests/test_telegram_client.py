@@ -101,3 +101,11 @@ def test_markup_with_nothing_visible_yet_is_not_sent(client, telegram, chat_id) 
     assert telegram.count(chat_id=chat_id) == 0
     assert client.send(chat_id, "**bold", "markdown") == "1"
     assert telegram.messages(chat_id)[0].raw_text == "<b>bold</b>"
+
+
+def test_a_malformed_api_url_fails_permanently_without_the_token() -> None:
+    settings = Settings(telegram_api_base="http://[bad")
+    client = TelegramClient(TEST_TOKEN, "default", settings, Transport(1.0))
+    with pytest.raises(errors.PermanentFailure) as info:
+        client.send("1", "hi", "text")
+    assert TEST_TOKEN not in str(info.value) and TEST_TOKEN.split(":")[1] not in str(info.value)

@@ -84,6 +84,9 @@ class Settings:
         state_default = broker if broker.startswith(("redis://", "rediss://", "unix://")) else (
             DEFAULT_BROKER_URL
         )
+        api_base = _text(env, "TELEGRAM_API_BASE", cls.telegram_api_base).rstrip("/")
+        if not api_base.startswith(("http://", "https://")):
+            raise ConfigError(f"{ENV_PREFIX}TELEGRAM_API_BASE={api_base!r} must be an http(s) URL")
         return cls(
             broker_url=broker,
             redis_url=_text(env, "REDIS_URL", state_default),
@@ -96,7 +99,7 @@ class Settings:
             final_deadline=_number(env, "FINAL_DEADLINE", cls.final_deadline, 1.0),
             http_timeout=_number(env, "HTTP_TIMEOUT", cls.http_timeout, 0.1),
             worker_concurrency=int(_number(env, "WORKER_CONCURRENCY", cls.worker_concurrency, 1)),
-            telegram_api_base=_text(env, "TELEGRAM_API_BASE", cls.telegram_api_base).rstrip("/"),
+            telegram_api_base=api_base,
             telegram_group_interval=_number(
                 env, "TELEGRAM_GROUP_INTERVAL", cls.telegram_group_interval, 0.05
             ),

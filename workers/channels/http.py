@@ -22,7 +22,7 @@ from tenacity import (
     wait_random_exponential,
 )
 
-from workers.channels.base import TransientFailure
+from workers.channels.base import PermanentFailure, TransientFailure
 from workers.redact import install_log_filter, redact
 
 #: connection pool size per platform account (one worker process, many threads)
@@ -88,6 +88,8 @@ class Transport:
             resp = self.session.post(url, json=payload, timeout=self.timeout)
         except (requests.ConnectionError, requests.Timeout) as exc:
             raise _Retry(redact(type(exc).__name__)) from None
+        except requests.RequestException as exc:  # a malformed URL and the like: no retry
+            raise PermanentFailure(f"{type(exc).__name__}: {redact(str(exc))}") from None
         if resp.status_code >= 500:
             raise _Retry(f"HTTP {resp.status_code}")
         try:
