@@ -226,3 +226,18 @@ def test_edits_keep_the_interval_even_with_duplicate_flush_tasks(
     assert len(times) >= 4
     gaps = [b - a for a, b in itertools.pairwise(times)]
     assert min(gaps) >= interval - 0.02, gaps
+
+
+def test_rerunning_any_task_changes_nothing_visible(producer, telegram, chat_id) -> None:
+    from workers import runtime
+
+    stream = producer.start(channel="telegram", chat_id=chat_id)
+    stream.emit("exactly once")
+    first = stream.stop(timeout=20)
+    calls = telegram.count(chat_id=chat_id)
+    flusher = runtime.flusher()
+    assert flusher.stop(stream.id).result == first.to_dict()
+    assert flusher.flush(stream.id, "replayed-task-id").action == "idle"
+    assert flusher.watch(stream.id).action == "idle"
+    assert telegram.count(chat_id=chat_id) == calls
+    assert telegram.texts(chat_id) == ["exactly once"]
