@@ -93,6 +93,8 @@ class Flusher:
             snap = self.store.load(stream_id)
             run = _Run(self, snap, lease, final=True)
             run.execute()
+            if run.lease_lost:
+                return Outcome("busy", delay=self.settings.lease_ttl)
             closed_ms = int(snap.meta.get("closed_ms") or now_ms())
             overdue = now_ms() - closed_ms > self.settings.final_deadline * 1000
             if run.defer is not None and run.state.failure is None and not overdue:
@@ -103,7 +105,6 @@ class Flusher:
             if not self.store.finish(stream_id, lease.token, result):
                 result = self.store.result(stream_id) or result
         return Outcome("done", result=result)
-
 
     def watch(self, stream_id: str) -> Outcome:
         """The watchdog: finalize a stream whose producer went silent (crashed agent)."""
@@ -131,8 +132,17 @@ class _Run:
         self.chat = snap.meta["chat_id"]
         self.fmt: Format = snap.meta.get("format", "text")  # type: ignore[assignment]
         self.defer: float | None = None
+        self.lease_lost = False
 
     def execute(self) -> None:
+        """Deliver what the plan says and commit; a lost lease ends the pass quietly."""
+        try:
+            self._execute()
+        except LeaseLost:
+            log.warning("stream %s: lease lost, another worker continues", self.snap.stream_id)
+            self.lease_lost = True
+
+    def _execute(self) -> None:
         try:
             client = self.f.clients.get(self.snap.meta["channel"], self.snap.meta["account"])
         except (errors.PermanentFailure, ConfigError) as exc:
@@ -140,11 +150,7 @@ class _Run:
             self._commit(complete=True)
             return
         if self.state.failure is None:
-            try:
-                self._deliver(client)
-            except LeaseLost:
-                log.warning("stream %s: lease lost, another worker continues", self.snap.stream_id)
-                return
+            self._deliver(client)
         self._commit(complete=self.defer is None)
 
     def _deliver(self, client: ChannelClient) -> None:
