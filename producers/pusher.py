@@ -55,6 +55,16 @@ class Pusher:
         self._dirty[stream.id] = stream
         self._wake.set()
 
+    def _take_dirty(self) -> list[Stream]:
+        """Pop every registered stream; popitem is atomic, so a concurrent wake() is never lost
+        (it lands before a pop, or after the loop and then sets the event again)."""
+        streams = []
+        while True:
+            try:
+                streams.append(self._dirty.popitem()[1])
+            except KeyError:
+                return streams
+
     def close(self) -> None:
         self._stopping = True
         self._wake.set()
@@ -93,8 +103,7 @@ class Pusher:
         while not self._stopping:
             self._wake.wait(SWEEP_INTERVAL)
             self._wake.clear()
-            dirty = list(self._dirty.values())
-            self._dirty.clear()
+            dirty = self._take_dirty()
             now = time.monotonic()
             sweep = now - last_sweep >= SWEEP_INTERVAL
             if sweep:
