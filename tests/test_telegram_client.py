@@ -109,3 +109,16 @@ def test_a_malformed_api_url_fails_permanently_without_the_token() -> None:
     with pytest.raises(errors.PermanentFailure) as info:
         client.send("1", "hi", "text")
     assert TEST_TOKEN not in str(info.value) and TEST_TOKEN.split(":")[1] not in str(info.value)
+
+
+def test_timeouts_are_retried_then_reported(telegram, chat_id) -> None:
+    settings = Settings(telegram_api_base=telegram.base_url)
+    transport = Transport(0.2, RetryPolicy(attempts=2, initial=0.01, max_wait=0.02))
+    slow = TelegramClient(TEST_TOKEN, "default", settings, transport)
+    telegram.configure(latency=0.5)
+    try:
+        with pytest.raises(errors.TransientFailure, match="failed 2 times"):
+            slow.send(chat_id, "late", "text")
+        assert telegram.wait_for(lambda e: e.count(chat_id=chat_id) == 2, timeout=5)
+    finally:
+        telegram.configure(latency=0.0)
