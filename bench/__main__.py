@@ -1,0 +1,78 @@
+"""``python -m bench [--quick] [NAME ...]``: run benchmarks and print their tables (markdown)."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import os
+import platform
+import subprocess
+import sys
+import time
+
+from bench import BENCHMARKS
+from bench.harness import ROOT
+
+
+def machine() -> str:
+    """One line describing where the figures were measured."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    from tokenrelay.redis_server import find_redis_server
+
+    redis = subprocess.run(
+        [find_redis_server(), "--version"], capture_output=True, text=True, check=False
+    ).stdout.split(" v=")[-1].split()[0]
+    return (
+        f"{os.cpu_count()} cores ({cpu}), {platform.system()} {platform.release()}, "
+        f"Python {platform.python_version()}, redis-server {redis}"
+    )
+
+
+def revision() -> str:
+    """The commit measured, read without touching the git index; "+ local changes" if dirty."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", "--no-optional-locks", *args], capture_output=True,
+                              text=True, check=False, cwd=ROOT).stdout.strip()
+
+    head = git("rev-parse", "--short", "HEAD") or "unknown"
+    dirty = git("status", "--porcelain", "--untracked-files=no")
+    return head + (" + local changes" if dirty else "")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("names", nargs="*", metavar="NAME",
+                        help=f"benchmarks to run (default: all): {', '.join(BENCHMARKS)}")
+    parser.add_argument("--quick", action="store_true", help="smaller, shorter scenarios")
+    args = parser.parse_args(argv)
+    unknown = [n for n in args.names if n not in BENCHMARKS]
+    if unknown:
+        parser.error(f"unknown benchmark {', '.join(unknown)}; choose from {', '.join(BENCHMARKS)}")
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    from bench.harness import rig
+
+    names = args.names or list(BENCHMARKS)
+    print(f"# python -m bench {' '.join(sys.argv[1:])}".rstrip())
+    print(f"machine: {machine()}")
+    print(f"tokenrelay: commit {revision()}\n", flush=True)
+    started = time.monotonic()
+    with rig(quick=args.quick) as r:
+        for name in names:
+            module = importlib.import_module(BENCHMARKS[name])
+            t0 = time.monotonic()
+            print(f"## {name}: {module.TITLE}", flush=True)
+            for table in module.run(r):
+                print("\n" + table.render(), flush=True)
+            print(f"({name} took {time.monotonic() - t0:.0f} s)\n", flush=True)
+    print(f"total: {time.monotonic() - started:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
