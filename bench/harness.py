@@ -30,8 +30,6 @@ TOKEN = "424242:bench-sandbox-token"
 CLEAN = {"latency": 0.0, "error_rate": 0.0, "drop_rate": 0.0, "drop_after_rate": 0.0}
 #: seconds an agent waits for tokenrelay's StopResult before counting the reply incomplete
 STOP_TIMEOUT = 90.0
-#: listen backlog given to the emulator's HTTP server
-BACKLOG = 128
 
 
 class ReplyStream(Protocol):
@@ -168,17 +166,10 @@ class Rig:
 @contextmanager
 def rig(quick: bool = False) -> Iterator[Rig]:
     """Start the private Redis, the emulator and the worker; tear all three down after."""
-    from http.server import ThreadingHTTPServer
-
     from sandbox.telegram import TelegramEmulator
     from tokenrelay.redis_server import RedisServer
 
     with ExitStack() as stack:
-        # The emulator's HTTP server inherits socketserver's listen backlog of 5: when more
-        # clients connect at once, SYNs are dropped and retried 1 s later, an artifact real
-        # Telegram doesn't have. Raise it in this process only (see BENCHMARKS.md, caveats).
-        stack.callback(setattr, ThreadingHTTPServer, "request_queue_size", 5)
-        ThreadingHTTPServer.request_queue_size = BACKLOG
         emu = stack.enter_context(TelegramEmulator())
         redis = stack.enter_context(RedisServer())
         env = {

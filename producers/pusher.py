@@ -27,8 +27,9 @@ log = logging.getLogger(__name__)
 
 #: seconds between re-arm sweeps of open streams (crash resumption)
 SWEEP_INTERVAL = 0.5
-#: least seconds between two batches: lets tokens gather into one pipeline
-MIN_BATCH_GAP = 0.004
+#: seconds tokens gather before the next batch (a stream's first tokens never wait: the first
+#: text is what users see first; later edits wait a flush interval anyway)
+BATCH_GAP = 0.025
 
 
 class Pusher:
@@ -40,6 +41,7 @@ class Pusher:
         self._dirty: dict[str, Stream] = {}
         self._open: dict[str, Stream] = {}
         self._wake = threading.Event()
+        self._urgent = threading.Event()
         self._stopping = False
         self._thread = threading.Thread(target=self._run, name="tokenrelay-pusher", daemon=True)
         self._thread.start()
@@ -53,6 +55,8 @@ class Pusher:
     def wake(self, stream: Stream) -> None:
         """Called by emit() when a stream gets its first token since the last batch."""
         self._dirty[stream.id] = stream
+        if not stream._pushed:
+            self._urgent.set()
         self._wake.set()
 
     def _take_dirty(self) -> list[Stream]:
@@ -68,6 +72,7 @@ class Pusher:
     def close(self) -> None:
         self._stopping = True
         self._wake.set()
+        self._urgent.set()
         self._thread.join(timeout=5)
 
     def push(self, streams: list[Stream], arm_only: bool = False) -> None:
@@ -79,6 +84,7 @@ class Pusher:
                 for chunk, mark in stream._drain():
                     batch.append((stream.id, chunk, mark, uuid.uuid4().hex))
                     owners.append(stream)
+                    stream._pushed = stream._pushed or bool(chunk)
                 if arm_only and not stream._pending:
                     batch.append((stream.id, b"", False, uuid.uuid4().hex))
                     owners.append(stream)
@@ -120,4 +126,5 @@ class Pusher:
                     continue
                 except Exception:
                     log.exception("tokenrelay pusher: unexpected error (tokens kept)")
-            time.sleep(MIN_BATCH_GAP)
+            self._urgent.wait(BATCH_GAP)
+            self._urgent.clear()

@@ -43,6 +43,7 @@ class Stream:
         self._buf: deque[object] = deque()
         self._pending: list[tuple[bytes, bool]] = []
         self._dirty = False
+        self._pushed = False  # any text reached Redis yet (the first tokens skip batching)
         self._closed = False
         self._chars = 0
         self._tail = ""

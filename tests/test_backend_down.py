@@ -39,3 +39,15 @@ def test_start_fails_fast_without_redis() -> None:
             producer.start(channel="telegram", chat_id="42")
     finally:
         producer.close()
+
+
+def test_push_survives_redis_forgetting_its_scripts() -> None:
+    from workers.state import Keys, Store
+
+    with RedisServer() as server:  # our own server: SCRIPT FLUSH touches nobody else's
+        store = Store.from_url(server.url)
+        store.create("s1", {"interval_ms": 1000}, 60)
+        assert store.push_many([("s1", b"one", False, "t1")], 100) == [0]
+        store.redis.script_flush()
+        assert store.push_many([("s1", b" two", False, "t2")], 100) == [-1]
+        assert store.redis.get(Keys.of("s1").text) == b"one two"

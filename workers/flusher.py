@@ -165,7 +165,9 @@ class _Run:
         self.state = replace(self.state, segments=plan.segments)
         budgets = client.budgets(self.chat)
         for op in plan.ops:
-            wait = self.f.limiter.take(budgets, self.final)
+            # the stream's first message is what the user waits for: it gets the finals' share
+            first = op.kind == "send" and not any(s.message_id for s in self.state.segments)
+            wait = self.f.limiter.take(budgets, self.final or first)
             if wait > 0:
                 self.defer = wait
                 return

@@ -96,6 +96,8 @@ class _Server(ThreadingHTTPServer):
 
     daemon_threads = True
     allow_reuse_address = True
+    #: listen backlog; socketserver's default of 5 drops SYNs under bursts (1 s client stalls)
+    request_queue_size = 128
 
     def __init__(self, address: tuple[str, int], emulator: TelegramEmulator) -> None:
         self.emulator = emulator

@@ -36,6 +36,9 @@ CHAT_ID = re.compile(r"^(-?\d{1,20}|@[A-Za-z][A-Za-z0-9_]{3,31})$")
 #: a bot token as BotFather issues it
 TOKEN = re.compile(r"^\d+:[A-Za-z0-9_-]+$")
 
+#: calls one bot may make at once before the per-second global rate paces it
+GLOBAL_BURST = 20
+
 CAPABILITIES = Capabilities(can_edit=True, max_units=MAX_UNITS, units=utf16_units)
 
 
@@ -101,7 +104,7 @@ class TelegramClient:
             if is_group(chat_id)
             else Budget(scope, f"chat:{chat_id}", s.telegram_chat_rate, 2)
         )
-        return [chat, Budget(scope, "bot", s.telegram_global_rate, 10)]
+        return [chat, Budget(scope, "bot", s.telegram_global_rate, GLOBAL_BURST)]
 
     def send(self, chat_id: str, text: str, fmt: Format) -> str:
         result = self._call("sendMessage", self._payload(chat_id, text, fmt))
