@@ -133,6 +133,7 @@ class _Run:
         self.fmt: Format = snap.meta.get("format", "text")  # type: ignore[assignment]
         self.defer: float | None = None
         self.lease_lost = False
+        self.performed = 0
 
     def execute(self) -> None:
         """Deliver what the plan says and commit; a lost lease ends the pass quietly."""
@@ -151,7 +152,7 @@ class _Run:
             return
         if self.state.failure is None:
             self._deliver(client)
-        self._commit(complete=self.defer is None)
+        self._commit(complete=self.defer is None, stamp=self.performed > 0)
 
     def _deliver(self, client: ChannelClient) -> None:
         caps = client.capabilities
@@ -195,7 +196,10 @@ class _Run:
             except errors.PermanentFailure as exc:
                 self.state = replace(self.state, failure=str(exc))
                 return
-            self._commit(complete=False, stamp=True)
+            self.performed += 1
+            if op is not plan.ops[-1]:
+                # record each message as soon as it exists: a crash now must not send it twice
+                self._commit(complete=False, stamp=True)
 
     def _perform(self, client: ChannelClient, op: delivery.Op) -> None:
         seg = self.state.segments[op.index]
