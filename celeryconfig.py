@@ -26,9 +26,10 @@ task_default_queue = _settings.queue
 task_acks_late = True
 task_reject_on_worker_lost = True
 task_track_started = False
-#: Flower and `celery events` see task progress (arguments are stream ids only)
-worker_send_task_events = True
-task_send_sent_event = True
+#: task events cost worker CPU on every flush; Flower (and `celery control enable_events`)
+#: switches them on while a monitor is attached. Arguments are stream ids only either way.
+worker_send_task_events = False
+task_send_sent_event = False
 
 #: delivery work waits on HTTP, so a thread pool beats processes
 worker_pool = "threads"
