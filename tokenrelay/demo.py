@@ -103,14 +103,15 @@ def _show_chat(sandbox, chat_id: str, t0: float, out: TextIO, done: threading.Ev
                 stamp = f"  [{call.t - t0:6.2f}s]"
                 out.write(f"{stamp} {call.method}: HTTP {call.status} {call.error}\n")
                 continue
-            latest = msgs[-1] if msgs else None
-            msg = next((m for m in msgs if m.message_id == call.message_id), latest)
+            msg = next((m for m in msgs if m.message_id == call.message_id), None)
             if msg is None:
                 continue
-            tail = msg.text[-60:].replace("\n", " ⏎ ")
+            # what the chat showed right after this call, not what it shows by now
+            shown = next((text for t, text in msg.history if t >= call.t), msg.text)
+            tail = shown[-60:].replace("\n", " ⏎ ")
             out.write(
                 f"  [{call.t - t0:6.2f}s] message {msg.message_id} {call.method:<15} "
-                f"{len(msg.text):5d} chars  …{tail}\n"
+                f"{len(shown):5d} chars  …{tail}\n"
             )
         seen = len(calls)
         out.flush()
