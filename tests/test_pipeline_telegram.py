@@ -241,3 +241,22 @@ def test_rerunning_any_task_changes_nothing_visible(producer, telegram, chat_id)
     assert flusher.watch(stream.id).action == "idle"
     assert telegram.count(chat_id=chat_id) == calls
     assert telegram.texts(chat_id) == ["exactly once"]
+
+
+def test_a_code_block_split_across_messages_stays_code(producer, telegram, chat_id) -> None:
+    code = "\n".join(f"value_{i} = compute(__input__, {i})  # step {i}" for i in range(160))
+    text = f"Here is the script:\n\n```python\n{code}\n```\n\nThat is all."
+    stream = producer.start(channel="telegram", chat_id=chat_id, format="markdown", interval=0.2)
+    for tok in tokens(text, 50):
+        stream.emit(tok)
+    result = stream.stop(timeout=30)
+    assert result.all_sent
+    messages = telegram.messages(chat_id)
+    assert len(messages) == 2
+    first, second = messages
+    assert '<pre><code class="language-python">' in first.raw_text
+    assert second.raw_text.startswith('<pre><code class="language-python">value_'), (
+        "the second message reopens the code block"
+    )
+    assert "__input__" in second.text, "code is not read as Markdown emphasis"
+    assert telegram.count(chat_id=chat_id, status=400) == 0

@@ -321,3 +321,13 @@ def test_100kb_renders_fast(markdown: str) -> None:
     html = to_telegram_html(markdown)
     assert time.perf_counter() - started < 0.5
     assert_telegram_html(html)
+
+
+def test_open_fence_names_the_block_a_cut_text_ends_inside() -> None:
+    from workers.channels.telegram_markdown import open_fence
+
+    assert open_fence("intro\n```python\nx = 1\n") == "```python\n"
+    assert open_fence("intro\n~~~\nx\n") == "~~~\n"
+    assert open_fence("```js\nx\n```\nafter\n") == ""
+    assert open_fence("no code at all") == ""
+    assert open_fence("```a\n```\n```b\ny\n") == "```b\n"

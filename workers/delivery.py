@@ -30,23 +30,27 @@ class Segment:
     shown: int
     #: the channel refused this segment's formatting once; keep sending it as plain text
     plain: bool = False
+    #: markup that must precede this segment's text because the cut fell inside a construct
+    #: (e.g. a code fence opened in the previous message); invisible, chosen by the channel
+    lead: str = ""
 
     def target(self, text_end: int) -> int:
         """Where this segment's text ends now."""
         return text_end if self.cut is None else self.cut
 
     def to_json(self) -> list[object]:
-        return [self.message_id, self.start, self.cut, self.shown, int(self.plain)]
+        return [self.message_id, self.start, self.cut, self.shown, int(self.plain), self.lead]
 
     @classmethod
     def from_json(cls, raw: Sequence[object]) -> Segment:
-        mid, start, cut, shown, plain = raw
+        mid, start, cut, shown, plain, *lead = raw
         return cls(
             None if mid is None else str(mid),
             int(start),  # type: ignore[call-overload]
             None if cut is None else int(cut),  # type: ignore[call-overload]
             int(shown),  # type: ignore[call-overload]
             bool(plain),
+            str(lead[0]) if lead else "",
         )
 
 

@@ -163,7 +163,7 @@ class _Run:
             marks = [self.snap.char_offset(b) for b in self.snap.marks_b if b > self.snap.base_b]
             horizon = marks[-1] if marks else self.snap.window.base
         plan = delivery.plan(self.snap.window, self.state.segments, limits, horizon)
-        self.state = replace(self.state, segments=plan.segments)
+        self.state = replace(self.state, segments=self._with_leads(client, plan.segments))
         budgets = client.budgets(self.chat)
         for op in plan.ops:
             # the stream's first message is what the user waits for: it gets the finals' share
@@ -201,12 +201,26 @@ class _Run:
                 # record each message as soon as it exists: a crash now must not send it twice
                 self._commit(complete=False, stamp=True)
 
+    def _with_leads(
+        self, client: ChannelClient, segs: tuple[delivery.Segment, ...]
+    ) -> tuple[delivery.Segment, ...]:
+        """Give each new segment the markup its cut left open (decided once, at the split)."""
+        out = list(segs)
+        window = self.snap.window
+        for i in range(1, len(out)):
+            prev, seg = out[i - 1], out[i]
+            fresh = seg.message_id is None and not seg.lead and prev.cut is not None
+            if fresh and prev.start >= window.base:
+                text = prev.lead + window.slice(prev.start, prev.cut)
+                out[i] = replace(seg, lead=client.continuation(text, self.fmt))
+        return tuple(out)
+
     def _perform(self, client: ChannelClient, op: delivery.Op) -> None:
         seg = self.state.segments[op.index]
         text = self.snap.window.slice(op.start, op.end).strip()
         fmt: Format = "text" if seg.plain else self.fmt
         try:
-            message_id = self._call(client, op, text, fmt)
+            message_id = self._call(client, op, text if seg.plain else seg.lead + text, fmt)
         except errors.ParseError:
             self.state = self.state.bump("plain_fallbacks")
             segs = list(self.state.segments)

@@ -94,6 +94,11 @@ class ChannelClient(Protocol):
         """Replace the whole text of a message."""
         ...
 
+    def continuation(self, previous: str, fmt: Format) -> str:
+        """Invisible markup the next message needs when a split ended ``previous`` inside a
+        construct (Telegram Markdown: the open code fence's opening line), else ""."""
+        ...
+
 
 class ChannelSpec(Protocol):
     """A platform as the producer sees it: no credentials, no I/O."""

@@ -25,7 +25,7 @@ from workers.channels.base import (
     TooLong,
 )
 from workers.channels.http import Reply, Transport
-from workers.channels.telegram_markdown import to_telegram_html, visible_text
+from workers.channels.telegram_markdown import open_fence, to_telegram_html, visible_text
 from workers.redact import redact, register_secret
 from workers.split import utf16_units
 
@@ -114,6 +114,9 @@ class TelegramClient:
         payload = self._payload(chat_id, text, fmt)
         payload["message_id"] = int(message_id)
         self._call("editMessageText", payload)
+
+    def continuation(self, previous: str, fmt: Format) -> str:
+        return open_fence(previous) if fmt == "markdown" else ""
 
     @staticmethod
     def _payload(chat_id: str, text: str, fmt: Format) -> dict[str, Any]:

@@ -39,7 +39,14 @@ from dataclasses import dataclass
 from itertools import accumulate
 from typing import cast
 
-__all__ = ["BULLET", "LINK_SCHEMES", "MAX_OPEN_DELIMITERS", "to_telegram_html", "visible_text"]
+__all__ = [
+    "BULLET",
+    "LINK_SCHEMES",
+    "MAX_OPEN_DELIMITERS",
+    "open_fence",
+    "to_telegram_html",
+    "visible_text",
+]
 
 #: emphasis openers that may wait for a closer at once on one line; more are literal text
 MAX_OPEN_DELIMITERS = 16
@@ -106,6 +113,28 @@ def to_telegram_html(markdown: str) -> str:
             blocks.append(_render_line(line, i == last))
             i += 1
     return "\n".join(blocks)
+
+
+def open_fence(markdown: str) -> str:
+    """The opening line (with its newline) of the code fence ``markdown`` ends inside, or "".
+
+    When a long reply is split inside a code block, the next message starts with this line so
+    its code still renders as code:
+
+    >>> open_fence("Look:\\n```py\\nx = 1\\n")
+    '```py\\n'
+    >>> open_fence("```py\\nx = 1\\n```\\n")
+    ''
+    """
+    opener: tuple[str, str] | None = None
+    line_of_opener = ""
+    for line in markdown.split("\n"):
+        if opener is None:
+            opener = _fence_opener(line)
+            line_of_opener = line
+        elif _closes_fence(line, opener[0]):
+            opener = None
+    return f"{line_of_opener.strip()}\n" if opener is not None else ""
 
 
 def visible_text(html: str) -> str:
