@@ -260,3 +260,12 @@ def test_a_code_block_split_across_messages_stays_code(producer, telegram, chat_
     )
     assert "__input__" in second.text, "code is not read as Markdown emphasis"
     assert telegram.count(chat_id=chat_id, status=400) == 0
+
+
+def test_the_final_markdown_shows_a_trailing_marker_as_written(
+    producer, telegram, chat_id
+) -> None:
+    stream = producer.start(channel="telegram", chat_id=chat_id, format="markdown")
+    stream.emit("Rated **5** of 5 *")
+    assert stream.stop(timeout=20).all_sent
+    assert telegram.texts(chat_id) == ["Rated 5 of 5 *"]

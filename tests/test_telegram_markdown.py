@@ -331,3 +331,25 @@ def test_open_fence_names_the_block_a_cut_text_ends_inside() -> None:
     assert open_fence("```js\nx\n```\nafter\n") == ""
     assert open_fence("no code at all") == ""
     assert open_fence("```a\n```\n```b\ny\n") == "```b\n"
+
+
+@FAST
+@given(ANY_TEXT)
+def test_final_rendering_is_valid_and_never_longer(markdown: str) -> None:
+    html = to_telegram_html(markdown, final=True)
+    assert_telegram_html(html)
+    assert units(visible_text(html)) <= units(markdown)
+
+
+@pytest.mark.parametrize(
+    ("markdown", "growing", "final"),
+    [
+        ("Total: 5 *", "Total: 5 ", "Total: 5 *"),
+        ("x **b", "x <b>b</b>", "x **b"),
+        ("see [a](http", "see a", "see [a](http"),
+        ("**done**", "<b>done</b>", "<b>done</b>"),
+    ],
+)
+def test_final_text_holds_nothing_back(markdown: str, growing: str, final: str) -> None:
+    assert to_telegram_html(markdown) == growing
+    assert to_telegram_html(markdown, final=True) == final

@@ -219,14 +219,16 @@ class _Run:
         seg = self.state.segments[op.index]
         text = self.snap.window.slice(op.start, op.end).strip()
         fmt: Format = "text" if seg.plain else self.fmt
+        done = self.final or seg.cut is not None  # this message's text will not grow again
         try:
-            message_id = self._call(client, op, text if seg.plain else seg.lead + text, fmt)
+            lead = "" if seg.plain else seg.lead
+            message_id = self._call(client, op, lead + text, fmt, done)
         except errors.ParseError:
             self.state = self.state.bump("plain_fallbacks")
             segs = list(self.state.segments)
             segs[op.index] = replace(seg, plain=True)
             self.state = replace(self.state, segments=tuple(segs))
-            message_id = self._call(client, op, text, "text")
+            message_id = self._call(client, op, text, "text", done)
         if op.kind == "send" or message_id != op.message_id:
             op = replace(op, kind="send")
         segs = delivery.apply(self.state.segments, op, message_id)
@@ -238,11 +240,13 @@ class _Run:
                 whole_at_stop=self.state.whole_at_stop + (op.kind == "send"),
             )
 
-    def _call(self, client: ChannelClient, op: delivery.Op, text: str, fmt: Format) -> str | None:
+    def _call(
+        self, client: ChannelClient, op: delivery.Op, text: str, fmt: Format, final: bool
+    ) -> str | None:
         """Send or edit; an edit of a deleted message becomes a send. Returns the message id."""
         if op.kind == "edit" and op.message_id is not None:
             try:
-                client.edit(self.chat, op.message_id, text, fmt)
+                client.edit(self.chat, op.message_id, text, fmt, final)
                 self.state = self.state.bump("edits")
                 return op.message_id
             except errors.NotModified:
@@ -250,7 +254,7 @@ class _Run:
                 return op.message_id
             except errors.MessageGone:
                 self.state = self.state.bump("resent")
-        message_id = client.send(self.chat, text, fmt)
+        message_id = client.send(self.chat, text, fmt, final)
         self.state = self.state.bump("sends")
         if self.state.first_visible_ms is None:
             created = int(self.snap.meta.get("created_ms", now_ms()))

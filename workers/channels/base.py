@@ -86,11 +86,14 @@ class ChannelClient(Protocol):
         """The rate budgets one send or edit in this chat draws from."""
         ...
 
-    def send(self, chat_id: str, text: str, fmt: Format) -> str:
-        """Post ``text`` as a new message; returns the message id."""
+    def send(self, chat_id: str, text: str, fmt: Format, final: bool = False) -> str:
+        """Post ``text`` as a new message; returns the message id. ``final``: this message's
+        text will not grow any more (render trailing markup as written)."""
         ...
 
-    def edit(self, chat_id: str, message_id: str, text: str, fmt: Format) -> None:
+    def edit(
+        self, chat_id: str, message_id: str, text: str, fmt: Format, final: bool = False
+    ) -> None:
         """Replace the whole text of a message."""
         ...
 

@@ -106,12 +106,14 @@ class TelegramClient:
         )
         return [chat, Budget(scope, "bot", s.telegram_global_rate, GLOBAL_BURST)]
 
-    def send(self, chat_id: str, text: str, fmt: Format) -> str:
-        result = self._call("sendMessage", self._payload(chat_id, text, fmt))
+    def send(self, chat_id: str, text: str, fmt: Format, final: bool = False) -> str:
+        result = self._call("sendMessage", self._payload(chat_id, text, fmt, final))
         return str(result["message_id"])
 
-    def edit(self, chat_id: str, message_id: str, text: str, fmt: Format) -> None:
-        payload = self._payload(chat_id, text, fmt)
+    def edit(
+        self, chat_id: str, message_id: str, text: str, fmt: Format, final: bool = False
+    ) -> None:
+        payload = self._payload(chat_id, text, fmt, final)
         payload["message_id"] = int(message_id)
         self._call("editMessageText", payload)
 
@@ -119,10 +121,10 @@ class TelegramClient:
         return open_fence(previous) if fmt == "markdown" else ""
 
     @staticmethod
-    def _payload(chat_id: str, text: str, fmt: Format) -> dict[str, Any]:
+    def _payload(chat_id: str, text: str, fmt: Format, final: bool) -> dict[str, Any]:
         payload: dict[str, Any] = {"chat_id": chat_id, "text": text}
         if fmt == "markdown":
-            payload["text"] = to_telegram_html(text)
+            payload["text"] = to_telegram_html(text, final=final)
             payload["parse_mode"] = "HTML"
             if not visible_text(payload["text"]).strip():
                 # e.g. a lone "**" so far: nothing to show yet, and Telegram would refuse it

@@ -72,21 +72,25 @@ _ENTITY = re.compile(r"&(?:(lt|gt|amp|quot)|#([0-9]+)|#[xX]([0-9a-fA-F]+));")
 _NAMED = {"lt": "<", "gt": ">", "amp": "&", "quot": '"'}
 
 
-def to_telegram_html(markdown: str) -> str:
+def to_telegram_html(markdown: str, final: bool = False) -> str:
     """Render LLM-flavoured Markdown (possibly cut off mid-stream) as Telegram Bot API HTML.
+
+    ``final``: the text is complete (the stream stopped, or this part of it was split off), so
+    nothing is held back for what may follow: a trailing ``*`` shows as ``*``.
 
     Pure and total: never raises, linear in the input. The result may be empty (e.g. for
     ``"**"``); the caller must not send an empty message.
     """
     lines = markdown.split("\n")
     last = len(lines) - 1
+    growing = last if not final else -1  # the one line the stream may still extend
     blocks: list[str] = []
     i = 0
     while i <= last:
         line = lines[i]
         fence = _fence_opener(line)
         if fence is not None:
-            if i == last:  # the info string may still be arriving
+            if i == growing:  # the info string may still be arriving
                 blocks.append("")
                 break
             marker, info = fence
@@ -99,18 +103,18 @@ def to_telegram_html(markdown: str) -> str:
                 if closed:
                     break
                 body.append(lines[i - 1])
-            if not closed and body and _may_close_fence(body[-1], marker):
+            if not final and not closed and body and _may_close_fence(body[-1], marker):
                 body.pop()  # may become the closing fence; its newline is held back with it
             blocks.append(_render_pre("\n".join(body), info))
         elif _QUOTE.match(line):
             quoted: list[str] = []
             while i <= last and (mark := _QUOTE.match(lines[i])):
-                quoted.append(_render_line(lines[i][mark.end() :], i == last))
+                quoted.append(_render_line(lines[i][mark.end() :], i == growing))
                 i += 1
             inner = "\n".join(quoted)
             blocks.append(f"<blockquote>{inner}</blockquote>" if inner else "")
         else:
-            blocks.append(_render_line(line, i == last))
+            blocks.append(_render_line(line, i == growing))
             i += 1
     return "\n".join(blocks)
 
