@@ -15,6 +15,7 @@ from workers.delivery import (
     delivered_until,
     plan,
     read_from,
+    seal,
     unsent,
 )
 from workers.split import utf16_units
@@ -137,3 +138,13 @@ def test_streaming_never_loses_never_overflows_never_loops(text, steps, limit, c
     assert unsent(segs, len(text)) == 0
     # number of messages is bounded: no split-on-every-edit loop
     assert len(segs) <= 2 * utf16_units(text) // limit + 2
+
+
+def test_seal_adds_a_final_edit_only_where_the_finished_rendering_differs() -> None:
+    text = "done *"
+    shown = (Segment("1", 0, None, len(text)),)
+    differs = lambda seg, t: t.endswith("*")  # noqa: E731
+    ops = seal(Window(text), shown, (), differs)
+    assert [(o.kind, o.index, o.end) for o in ops] == [("edit", 0, len(text))]
+    assert seal(Window(text), (Segment("1", 0, None, len(text), sealed=True),), (), differs) == ()
+    assert seal(Window("done"), (Segment("1", 0, None, 4),), (), differs) == ()

@@ -11,7 +11,7 @@ stream's text.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Literal
 
@@ -33,24 +33,30 @@ class Segment:
     #: markup that must precede this segment's text because the cut fell inside a construct
     #: (e.g. a code fence opened in the previous message); invisible, chosen by the channel
     lead: str = ""
+    #: the chat shows this segment rendered as finished text (nothing held back for more)
+    sealed: bool = False
 
     def target(self, text_end: int) -> int:
         """Where this segment's text ends now."""
         return text_end if self.cut is None else self.cut
 
     def to_json(self) -> list[object]:
-        return [self.message_id, self.start, self.cut, self.shown, int(self.plain), self.lead]
+        return [
+            self.message_id, self.start, self.cut, self.shown, int(self.plain), self.lead,
+            int(self.sealed),
+        ]
 
     @classmethod
     def from_json(cls, raw: Sequence[object]) -> Segment:
-        mid, start, cut, shown, plain, *lead = raw
+        mid, start, cut, shown, plain, *rest = raw
         return cls(
             None if mid is None else str(mid),
             int(start),  # type: ignore[call-overload]
             None if cut is None else int(cut),  # type: ignore[call-overload]
             int(shown),  # type: ignore[call-overload]
             bool(plain),
-            str(lead[0]) if lead else "",
+            str(rest[0]) if rest else "",
+            bool(rest[1]) if len(rest) > 1 else False,
         )
 
 
@@ -166,15 +172,41 @@ def _split_open_segment(
 
 
 def apply(
-    segments: Sequence[Segment], op: Op, message_id: str | None = None
+    segments: Sequence[Segment], op: Op, message_id: str | None = None, sealed: bool = False
 ) -> tuple[Segment, ...]:
-    """The segments after ``op`` succeeded (``message_id``: the new message of a send)."""
+    """The segments after ``op`` succeeded (``message_id``: the new message of a send;
+    ``sealed``: it was rendered as finished text)."""
     segs = list(segments)
     seg = segs[op.index]
     segs[op.index] = replace(
-        seg, shown=op.end, message_id=message_id if op.kind == "send" else seg.message_id
+        seg,
+        shown=op.end,
+        message_id=message_id if op.kind == "send" else seg.message_id,
+        sealed=sealed,
     )
     return tuple(segs)
+
+
+def seal(
+    window: Window,
+    segments: Sequence[Segment],
+    ops: Sequence[Op],
+    differs: Callable[[Segment, str], bool],
+) -> tuple[Op, ...]:
+    """At stop: add an edit for every shown segment whose finished rendering differs from the
+    growing one it was last shown with (``differs(segment, text)`` asks the channel)."""
+    planned = {op.index for op in ops}
+    extra = [
+        Op("edit", i, seg.start, seg.target(window.end), seg.message_id)
+        for i, seg in enumerate(segments)
+        if i not in planned
+        and seg.message_id is not None
+        and not seg.sealed
+        and seg.shown == seg.target(window.end)
+        and seg.start >= window.base
+        and differs(seg, window.slice(seg.start, seg.shown).strip())
+    ]
+    return tuple(sorted([*ops, *extra], key=lambda op: op.index))
 
 
 def unsent(segments: Sequence[Segment], text_end: int) -> int:

@@ -164,8 +164,17 @@ class _Run:
             horizon = marks[-1] if marks else self.snap.window.base
         plan = delivery.plan(self.snap.window, self.state.segments, limits, horizon)
         self.state = replace(self.state, segments=self._with_leads(client, plan.segments))
+        ops = plan.ops
+        if self.final and caps.can_edit:
+            ops = delivery.seal(
+                self.snap.window,
+                self.state.segments,
+                ops,
+                lambda seg, text: not seg.plain
+                and client.settles_differently(seg.lead + text, self.fmt),
+            )
         budgets = client.budgets(self.chat)
-        for op in plan.ops:
+        for op in ops:
             # the stream's first message is what the user waits for: it gets the finals' share
             first = op.kind == "send" and not any(s.message_id for s in self.state.segments)
             wait = self.f.limiter.take(budgets, self.final or first)
@@ -197,7 +206,7 @@ class _Run:
                 self.state = replace(self.state, failure=str(exc))
                 return
             self.performed += 1
-            if op is not plan.ops[-1]:
+            if op is not ops[-1]:
                 # record each message as soon as it exists: a crash now must not send it twice
                 self._commit(complete=False, stamp=True)
 
@@ -231,7 +240,7 @@ class _Run:
             message_id = self._call(client, op, text, "text", done)
         if op.kind == "send" or message_id != op.message_id:
             op = replace(op, kind="send")
-        segs = delivery.apply(self.state.segments, op, message_id)
+        segs = delivery.apply(self.state.segments, op, message_id, sealed=done)
         self.state = replace(self.state, segments=segs)
         if self.final:
             self.state = replace(

@@ -97,6 +97,11 @@ class ChannelClient(Protocol):
         """Replace the whole text of a message."""
         ...
 
+    def settles_differently(self, text: str, fmt: Format) -> bool:
+        """Whether ``text`` renders differently once final (e.g. a trailing ``*`` that the
+        growing rendering held back); pure, no I/O."""
+        ...
+
     def continuation(self, previous: str, fmt: Format) -> str:
         """Invisible markup the next message needs when a split ended ``previous`` inside a
         construct (Telegram Markdown: the open code fence's opening line), else ""."""

@@ -117,6 +117,9 @@ class TelegramClient:
         payload["message_id"] = int(message_id)
         self._call("editMessageText", payload)
 
+    def settles_differently(self, text: str, fmt: Format) -> bool:
+        return fmt == "markdown" and to_telegram_html(text) != to_telegram_html(text, final=True)
+
     def continuation(self, previous: str, fmt: Format) -> str:
         return open_fence(previous) if fmt == "markdown" else ""
 
