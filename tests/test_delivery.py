@@ -15,10 +15,11 @@ from workers.delivery import (
     delivered_until,
     plan,
     read_from,
+    resplit,
     seal,
     unsent,
 )
-from workers.split import utf16_units
+from workers.split import char_units, utf16_units
 
 
 class Chat:
@@ -148,3 +149,15 @@ def test_seal_adds_a_final_edit_only_where_the_finished_rendering_differs() -> N
     assert [(o.kind, o.index, o.end) for o in ops] == [("edit", 0, len(text))]
     assert seal(Window(text), (Segment("1", 0, None, len(text), sealed=True),), (), differs) == ()
     assert seal(Window("done"), (Segment("1", 0, None, 4),), (), differs) == ()
+
+
+def test_resplit_cuts_a_refused_closed_segment_again_keeping_its_message() -> None:
+    text = "aaaa bbbb cccc dddd eeee ffff"
+    segs = (Segment("1", 0, 20, 20), Segment(None, 20, None, 20))
+    recut = resplit(Window(text), segs, 0, Limits(10, char_units))
+    assert recut is not None
+    assert [(s.message_id, s.start, s.cut) for s in recut] == [
+        ("1", 0, 10), (None, 10, 20), (None, 20, None)
+    ]
+    # once a later message exists the order could no longer be kept
+    assert resplit(Window(text), (segs[0], Segment("2", 20, None, 29)), 0, Limits(10)) is None

@@ -50,3 +50,21 @@ def test_429_retry_after_is_honoured_and_the_final_is_never_dropped(
     for prev, nxt in itertools.pairwise(calls):
         if prev.status == 429:
             assert nxt.t - prev.t >= prev.retry_after - 0.05, "waited out retry_after"
+
+
+def test_a_platform_that_counts_longer_gets_smaller_messages_not_lost_text(
+    producer, telegram, chat_id
+) -> None:
+    telegram.configure(max_units=1000)
+    try:
+        text = " ".join(f"word{i}" for i in range(450))  # about 3,100 characters
+        stream = producer.start(channel="telegram", chat_id=chat_id, interval=0.1)
+        emit_paced(stream, text, per_second=2000, size=20)
+        result = stream.stop(timeout=60)
+    finally:
+        telegram.configure(max_units=4096)
+    assert result.all_sent, result
+    messages = telegram.texts(chat_id)
+    assert len(messages) >= 4
+    assert all(len(m) <= 1000 for m in messages)
+    assert " ".join(messages) == text

@@ -171,6 +171,30 @@ def _split_open_segment(
         segs.append(Segment(None, cut, None, cut))
 
 
+def resplit(
+    window: Window, segments: Sequence[Segment], index: int, limits: Limits
+) -> tuple[Segment, ...] | None:
+    """Cut closed segment ``index`` again at ``limits`` (the platform refused it as too long).
+
+    Only while no later segment has a message yet, so the chat keeps the text's order; None
+    when that is no longer possible.
+    """
+    seg = segments[index]
+    if seg.cut is None or any(s.message_id is not None for s in segments[index + 1 :]):
+        return None
+    text = window.text[: seg.cut - window.base]
+    pieces: list[Segment] = []
+    start = seg.start
+    while limits.units(window.slice(start, seg.cut)) > limits.max_units:
+        cut = window.base + find_cut(text, start - window.base, limits.max_units, limits.units)
+        pieces.append(Segment(None, start, cut, start))
+        start = cut
+    pieces.append(Segment(None, start, seg.cut, start))
+    # the first piece keeps the message (it will be edited down to its new cut)
+    pieces[0] = replace(seg, cut=pieces[0].cut, sealed=False)
+    return (*segments[:index], *pieces, *segments[index + 1 :])
+
+
 def apply(
     segments: Sequence[Segment], op: Op, message_id: str | None = None, sealed: bool = False
 ) -> tuple[Segment, ...]:

@@ -195,10 +195,13 @@ class _Run:
                 tries = self.state.counts["retries"]
                 self.defer = min(MAX_FINAL_BACKOFF, 0.5 * 2 ** min(tries, 6))
                 return
-            except errors.TooLong:
-                self._shrink_limit(max_units)
-                self.defer = 0.05
-                return
+            except errors.TooLong as exc:
+                if self._shrink(limits, op.index):
+                    self.defer = 0.05
+                    return
+                log.error("stream %s: skipped a message the platform calls too long: %s",
+                          self.snap.stream_id, exc)
+                self.state = replace(self.state, segments=delivery.apply(self.state.segments, op))
             except errors.Rejected as exc:
                 log.warning("stream %s: skipped a refused message: %s", self.snap.stream_id, exc)
                 self.state = replace(self.state, segments=delivery.apply(self.state.segments, op))
@@ -270,9 +273,21 @@ class _Run:
             self.state = replace(self.state, first_visible_ms=max(0, now_ms() - created))
         return message_id
 
-    def _shrink_limit(self, current: int) -> None:
-        smaller = max(MIN_UNITS, int(current * 0.9))
-        self.f.store.set_meta(self.snap.stream_id, "max_units", smaller)
+    def _shrink(self, limits: delivery.Limits, index: int) -> bool:
+        """The platform counts longer than we do: use a smaller limit from now on and cut the
+        refused segment again. False when that cannot help (already at MIN_UNITS, or later
+        messages exist)."""
+        if limits.max_units <= MIN_UNITS:
+            return False
+        smaller = replace(limits, max_units=max(MIN_UNITS, int(limits.max_units * 0.9)))
+        segs = self.state.segments
+        if segs[index].cut is not None:
+            recut = delivery.resplit(self.snap.window, segs, index, smaller)
+            if recut is None:
+                return False
+            self.state = replace(self.state, segments=recut)
+        self.f.store.set_meta(self.snap.stream_id, "max_units", smaller.max_units)
+        return True
 
     def _commit(self, complete: bool, stamp: bool = False) -> None:
         segs = self.state.segments
