@@ -9,13 +9,14 @@ from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
 from celery import Celery
+from kombu.exceptions import KombuError
 from redis.exceptions import RedisError
 
 from producers.aio import AsyncStream
 from producers.errors import BackendUnavailable
 from producers.pusher import Pusher
 from producers.stream import Stream
-from tokenrelay.config import Settings
+from tokenrelay.config import Settings, redact_url
 from workers.app import create_app
 from workers.channels import get_spec
 from workers.channels.base import FORMATS
@@ -129,13 +130,17 @@ class StreamProducer:
         self, task: str, stream_id: str, countdown: float = 0.0, task_id: str | None = None
     ) -> None:
         """Send a task whose only argument is the stream id (never text or credentials)."""
-        self.app.send_task(
-            task,
-            args=[stream_id],
-            countdown=countdown or None,
-            queue=self.settings.queue,
-            task_id=task_id,
-        )
+        try:
+            self.app.send_task(
+                task,
+                args=[stream_id],
+                countdown=countdown or None,
+                queue=self.settings.queue,
+                task_id=task_id,
+            )
+        except (KombuError, OSError) as exc:
+            broker = redact_url(self.settings.broker_url)
+            raise BackendUnavailable(f"broker unreachable at {broker}: {exc}") from None
 
     def _enqueue_flush(self, stream_id: str, countdown: float, task_id: str) -> None:
         self._enqueue(FLUSH, stream_id, countdown, task_id)

@@ -51,3 +51,16 @@ def test_push_survives_redis_forgetting_its_scripts() -> None:
         store.redis.script_flush()
         assert store.push_many([("s1", b" two", False, "t2")], 100) == [-1]
         assert store.redis.get(Keys.of("s1").text) == b"one two"
+
+
+def test_a_dead_broker_is_a_clear_error_not_a_hang(redis_url) -> None:
+    env = {"TOKENRELAY_BROKER_URL": "redis://:pw@127.0.0.1:1/0", "TOKENRELAY_REDIS_URL": redis_url}
+    producer = StreamProducer(Settings.from_env(env))
+    try:
+        t0 = time.monotonic()
+        with pytest.raises(BackendUnavailable, match="broker unreachable") as info:
+            producer.start(channel="telegram", chat_id="42")
+        assert time.monotonic() - t0 < 15
+        assert "pw" not in str(info.value)
+    finally:
+        producer.close()
