@@ -1,4 +1,4 @@
-"""The ``tokenrelay`` command."""
+"""tokenrelay: stream LLM replies into chat messages that grow live."""
 
 from __future__ import annotations
 

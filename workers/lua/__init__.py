@@ -1,0 +1,1 @@
+"""The Lua scripts of workers.state: one file per atomic Redis operation."""
