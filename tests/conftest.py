@@ -19,6 +19,8 @@ from tokenrelay.redis_server import RedisServer
 
 #: bot token the sandbox accepts in tests (fake, loopback only)
 TEST_TOKEN = "123456:TEST-sandbox-token_abcdefghijklmnopqrstuvwxyz"
+#: bearer token the webhook sandbox requires
+WEBHOOK_TOKEN = "hook-secret-7d1c"
 _chat_ids = itertools.count(1000)
 
 
@@ -41,7 +43,15 @@ def telegram():
 
 
 @pytest.fixture(scope="session")
-def settings_env(redis_url: str, telegram) -> Iterator[dict[str, str]]:
+def webhook():
+    from sandbox.webhook import WebhookEmulator
+
+    with WebhookEmulator(token=WEBHOOK_TOKEN) as hook:
+        yield hook
+
+
+@pytest.fixture(scope="session")
+def settings_env(redis_url: str, telegram, webhook) -> Iterator[dict[str, str]]:
     """The environment every producer and worker of the test session reads."""
     env = {
         "TOKENRELAY_BROKER_URL": redis_url,
@@ -49,6 +59,8 @@ def settings_env(redis_url: str, telegram) -> Iterator[dict[str, str]]:
         "TOKENRELAY_QUEUE": f"tokenrelay-test-{uuid.uuid4().hex[:8]}",
         "TOKENRELAY_TELEGRAM_BOT_TOKEN": TEST_TOKEN,
         "TOKENRELAY_TELEGRAM_API_BASE": telegram.base_url,
+        "TOKENRELAY_WEBHOOK_URL": webhook.url,
+        "TOKENRELAY_WEBHOOK_BOT_TOKEN": WEBHOOK_TOKEN,
         "TOKENRELAY_FLUSH_INTERVAL": "0.3",
         "TOKENRELAY_TELEGRAM_GROUP_INTERVAL": "0.6",
         "TOKENRELAY_TELEGRAM_CHAT_RATE": "5",

@@ -133,15 +133,20 @@ def redact_url(url: str) -> str:
     return f"{scheme}://{user}:***@{host}"
 
 
-def credential(channel: str, account: str = "default", env: Mapping[str, str] | None = None) -> str:
-    """The secret of ``account`` on ``channel``: TOKENRELAY_<CHANNEL>[_<ACCOUNT>]_BOT_TOKEN.
+def credential(
+    channel: str,
+    account: str = "default",
+    env: Mapping[str, str] | None = None,
+    kind: str = "BOT_TOKEN",
+) -> str:
+    """The secret of ``account`` on ``channel``: TOKENRELAY_<CHANNEL>[_<ACCOUNT>]_<KIND>.
 
     The default account reads ``TOKENRELAY_TELEGRAM_BOT_TOKEN``; an account named ``support``
-    reads ``TOKENRELAY_TELEGRAM_SUPPORT_BOT_TOKEN``.
+    reads ``TOKENRELAY_TELEGRAM_SUPPORT_BOT_TOKEN``; a webhook's URL is ``kind="URL"``.
     """
     env = os.environ if env is None else env
     middle = "" if account == "default" else f"_{account.upper()}"
-    name = f"{ENV_PREFIX}{channel.upper()}{middle}_BOT_TOKEN"
+    name = f"{ENV_PREFIX}{channel.upper()}{middle}_{kind}"
     value = env.get(name, "").strip()
     if not value:
         raise ConfigError(f"no credential for {channel} account {account!r}: set {name}")

@@ -7,9 +7,10 @@ import threading
 from tokenrelay.config import Settings
 from workers.channels.base import ChannelClient, ChannelSpec
 from workers.channels.telegram import TelegramSpec
+from workers.channels.webhook import WebhookSpec
 
 #: every platform tokenrelay can deliver to, by the name producers pass as ``channel=``
-SPECS: dict[str, type] = {"telegram": TelegramSpec}
+SPECS: dict[str, type] = {"telegram": TelegramSpec, "webhook": WebhookSpec}
 
 
 class UnknownChannel(ValueError):

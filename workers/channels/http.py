@@ -66,7 +66,11 @@ class Transport:
         self.session.mount("https://", adapter)
 
     def post_json(
-        self, url: str, payload: dict[str, Any], policy: RetryPolicy | None = None
+        self,
+        url: str,
+        payload: dict[str, Any],
+        policy: RetryPolicy | None = None,
+        headers: dict[str, str] | None = None,
     ) -> Reply:
         """POST ``payload`` as JSON; retries transient failures; returns any non-5xx reply."""
         policy = policy or self.policy
@@ -76,16 +80,18 @@ class Transport:
             wait=wait_random_exponential(multiplier=policy.initial, max=policy.max_wait),
         )
         try:
-            return retrying(self._attempt, url, payload)
+            return retrying(self._attempt, url, payload, headers)
         except RetryError as exc:
             cause = exc.last_attempt.exception()
             raise TransientFailure(
                 f"{_route(url)} failed {policy.attempts} times: {cause}"
             ) from None
 
-    def _attempt(self, url: str, payload: dict[str, Any]) -> Reply:
+    def _attempt(
+        self, url: str, payload: dict[str, Any], headers: dict[str, str] | None
+    ) -> Reply:
         try:
-            resp = self.session.post(url, json=payload, timeout=self.timeout)
+            resp = self.session.post(url, json=payload, headers=headers, timeout=self.timeout)
         except (requests.ConnectionError, requests.Timeout) as exc:
             raise _Retry(redact(type(exc).__name__)) from None
         except requests.RequestException as exc:  # a malformed URL and the like: no retry
@@ -103,4 +109,4 @@ class Transport:
 
 def _route(url: str) -> str:
     """The last path element of ``url`` (the API method), safe to show."""
-    return redact(url.rsplit("/", 1)[-1])
+    return redact(url).rsplit("/", 1)[-1]

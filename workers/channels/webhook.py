@@ -1,0 +1,115 @@
+"""Plain webhooks: channels that cannot edit (WeCom/DingTalk robots, SMS and e-mail gateways).
+
+Each message is one ``POST {url}`` of ``{"chat_id": …, "text": …}`` (with ``Authorization:
+Bearer <token>`` when TOKENRELAY_WEBHOOK_BOT_TOKEN is set). Because a sent message can never
+change, the core delivers whole messages: the text so far plus the notice at each tool-call
+boundary, and the rest at stop.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from tokenrelay.config import ConfigError, Settings, credential
+from workers.channels.base import (
+    Budget,
+    Capabilities,
+    ChannelError,
+    Format,
+    PermanentFailure,
+    RateLimited,
+    Rejected,
+)
+from workers.channels.http import Reply, Transport
+from workers.redact import redact, register_secret
+from workers.split import char_units
+
+#: longest message, in characters (most gateways accept more; a per-message cut keeps it safe)
+MAX_CHARS = 4000
+#: messages per second one webhook URL may take
+RATE = 1.0
+
+CAPABILITIES = Capabilities(can_edit=False, max_units=MAX_CHARS, units=char_units)
+
+
+class WebhookSpec:
+    """A webhook as the producer sees it: any non-empty room id of up to 200 characters."""
+
+    name = "webhook"
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def normalize_chat_id(self, chat_id: object) -> str:
+        if isinstance(chat_id, bool) or not isinstance(chat_id, (int, str)):
+            raise ValueError(f"webhook chat_id must be an int or str, not {type(chat_id).__name__}")
+        text = str(chat_id).strip()
+        if not text or len(text) > 200 or any(ord(c) < 32 for c in text):
+            raise ValueError(f"invalid webhook chat_id {chat_id!r}: 1-200 printable characters")
+        return text
+
+    def interval_for(self, chat_id: str, default: float) -> float:
+        return default
+
+    def build(self, account: str) -> WebhookClient:
+        url = credential(self.name, account, kind="URL")
+        if not url.startswith(("http://", "https://")):
+            raise ConfigError(f"webhook account {account!r}: the URL must be http(s)")
+        try:
+            token: str | None = credential(self.name, account)
+        except ConfigError:
+            token = None
+        return WebhookClient(url, token, account, Transport(self.settings.http_timeout))
+
+
+class WebhookClient:
+    """Posts whole messages; never edits."""
+
+    name = "webhook"
+    capabilities = CAPABILITIES
+
+    def __init__(self, url: str, token: str | None, account: str, transport: Transport) -> None:
+        register_secret(url)
+        if token:
+            register_secret(token)
+        self._url = url
+        self._headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self.account = account
+        self.transport = transport
+
+    def __repr__(self) -> str:
+        return f"WebhookClient(account={self.account!r})"
+
+    def budgets(self, chat_id: str) -> list[Budget]:
+        return [Budget(f"webhook:{self.account}", "url", RATE, 3)]
+
+    def send(self, chat_id: str, text: str, fmt: Format, final: bool = False) -> str:
+        reply = self.transport.post_json(
+            self._url, {"chat_id": chat_id, "text": text}, headers=self._headers
+        )
+        if 200 <= reply.status < 300:
+            return str(reply.body.get("id") or reply.body.get("message_id") or uuid.uuid4().hex)
+        raise read_error(reply)
+
+    def edit(
+        self, chat_id: str, message_id: str, text: str, fmt: Format, final: bool = False
+    ) -> None:
+        raise Rejected("webhook messages cannot be edited")
+
+    def settles_differently(self, text: str, fmt: Format) -> bool:
+        return False
+
+    def continuation(self, previous: str, fmt: Format) -> str:
+        return ""
+
+
+def read_error(reply: Reply) -> ChannelError:
+    """Map a webhook's HTTP error to the core's error types."""
+    body: dict[str, Any] = reply.body
+    detail = redact(str(body.get("error") or body.get("description") or f"HTTP {reply.status}"))
+    if reply.status == 429:
+        return RateLimited(float(reply.headers.get("Retry-After") or 1), f"webhook: {detail}")
+    if reply.status in (401, 403, 404, 410):
+        return PermanentFailure(f"webhook: {detail}")
+    return Rejected(f"webhook: {detail}")
