@@ -16,6 +16,13 @@ Format = Literal["text", "markdown", "html"]
 FORMATS: tuple[str, ...] = ("text", "markdown", "html")
 
 
+def chat_id_text(channel: str, chat_id: object) -> str:
+    """A chat id given as int or str, as a stripped string; ValueError for anything else."""
+    if isinstance(chat_id, bool) or not isinstance(chat_id, (int, str)):
+        raise ValueError(f"{channel} chat_id must be an int or str, not {type(chat_id).__name__}")
+    return str(chat_id).strip()
+
+
 class ChannelError(Exception):
     """A chat platform refused or failed a call. Messages never contain credentials."""
 

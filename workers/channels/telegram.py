@@ -23,6 +23,7 @@ from workers.channels.base import (
     RateLimited,
     Rejected,
     TooLong,
+    chat_id_text,
 )
 from workers.channels.http import Reply, Transport
 from workers.channels.telegram_markdown import open_fence, to_telegram_html, visible_text
@@ -56,10 +57,7 @@ class TelegramSpec:
         self.settings = settings
 
     def normalize_chat_id(self, chat_id: object) -> str:
-        if isinstance(chat_id, bool) or not isinstance(chat_id, (int, str)):
-            kind = type(chat_id).__name__
-            raise ValueError(f"telegram chat_id must be an int or str, not {kind}")
-        text = str(chat_id).strip()
+        text = chat_id_text(self.name, chat_id)
         if not CHAT_ID.match(text):
             raise ValueError(f"invalid telegram chat_id {chat_id!r}: an integer or @channelname")
         return text

@@ -20,6 +20,7 @@ from workers.channels.base import (
     PermanentFailure,
     RateLimited,
     Rejected,
+    chat_id_text,
 )
 from workers.channels.http import Reply, Transport
 from workers.redact import redact, register_secret
@@ -42,9 +43,7 @@ class WebhookSpec:
         self.settings = settings
 
     def normalize_chat_id(self, chat_id: object) -> str:
-        if isinstance(chat_id, bool) or not isinstance(chat_id, (int, str)):
-            raise ValueError(f"webhook chat_id must be an int or str, not {type(chat_id).__name__}")
-        text = str(chat_id).strip()
+        text = chat_id_text(self.name, chat_id)
         if not text or len(text) > 200 or any(ord(c) < 32 for c in text):
             raise ValueError(f"invalid webhook chat_id {chat_id!r}: 1-200 printable characters")
         return text
