@@ -65,7 +65,6 @@ def settings_env(redis_url: str, telegram, webhook) -> Iterator[dict[str, str]]:
         "TOKENRELAY_TELEGRAM_GROUP_INTERVAL": "0.6",
         "TOKENRELAY_TELEGRAM_CHAT_RATE": "5",
         "TOKENRELAY_TELEGRAM_GROUP_RATE_PER_MINUTE": "120",
-        "TOKENRELAY_LEASE_TTL": "1.5",
         "TOKENRELAY_HTTP_TIMEOUT": "3",
     }
     saved = {k: os.environ.get(k) for k in env}

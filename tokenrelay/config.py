@@ -51,7 +51,7 @@ class Settings:
     #: seconds between two edits of one stream
     flush_interval: float = 1.0
     #: seconds a worker's lease on a stream lives without renewal (crash take-over time)
-    lease_ttl: float = 3.0
+    lease_ttl: float = 2.5
     #: seconds every per-stream key lives (abandoned streams clean themselves up)
     stream_ttl: float = 24 * 3600.0
     #: seconds without tokens after which the watchdog finalizes a stream that never stopped
