@@ -70,10 +70,18 @@ class Pusher:
                 return streams
 
     def close(self) -> None:
+        """Stop the thread, then push what open streams still buffer (best effort)."""
         self._stopping = True
         self._wake.set()
         self._urgent.set()
         self._thread.join(timeout=5)
+        leftover = list({s.id: s for s in self._take_dirty() + list(self._open.values())}.values())
+        if leftover:
+            try:
+                self.push(leftover)
+            except BackendUnavailable as exc:
+                log.warning("tokenrelay pusher: tokens of %d streams not pushed: %s",
+                            len(leftover), exc)
 
     def push(self, streams: list[Stream], arm_only: bool = False) -> None:
         """Push the buffered tokens of ``streams`` now (in the caller's thread)."""

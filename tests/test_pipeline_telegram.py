@@ -271,3 +271,19 @@ def test_the_final_markdown_shows_a_trailing_marker_as_written(
     assert telegram.wait_for(lambda e: e.texts(chat_id) == ["Rated 5 of 5"], timeout=5)
     assert stream.stop(timeout=20).all_sent
     assert telegram.texts(chat_id) == ["Rated 5 of 5 *"]
+
+
+def test_closing_the_producer_pushes_what_streams_still_buffer(
+    settings, worker, telegram, chat_id
+) -> None:
+    from producers import StreamProducer
+
+    own = StreamProducer(settings)
+    stream = own.start(channel="telegram", chat_id=chat_id, interval=0.1)
+    # park the background thread first, so only close() itself can push these tokens
+    own._pusher._stopping = True
+    own._pusher._wake.set()
+    own._pusher._thread.join(5)
+    stream.emit("pushed by close()")
+    own.close()  # no stop(): the flush chain still delivers what close() pushed
+    assert telegram.wait_for(lambda e: e.texts(chat_id) == ["pushed by close()"], timeout=10)
