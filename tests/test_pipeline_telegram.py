@@ -287,3 +287,30 @@ def test_closing_the_producer_pushes_what_streams_still_buffer(
     stream.emit("pushed by close()")
     own.close()  # no stop(): the flush chain still delivers what close() pushed
     assert telegram.wait_for(lambda e: e.texts(chat_id) == ["pushed by close()"], timeout=10)
+
+
+def test_stop_without_waiting_returns_a_handle(producer, telegram, chat_id) -> None:
+    from producers import StopHandle
+
+    stream = producer.start(channel="telegram", chat_id=chat_id)
+    stream.emit("later")
+    handle = stream.stop(wait=False)
+    assert isinstance(handle, StopHandle)
+    result = handle.result(timeout=20)
+    assert handle.done() and result.all_sent
+    assert stream.stop() == result
+    assert telegram.texts(chat_id) == ["later"]
+
+
+def test_a_lost_stop_task_is_sent_again(producer, telegram, chat_id) -> None:
+    from producers import StopHandle
+
+    stream = producer.start(channel="telegram", chat_id=chat_id, interval=30)
+    stream.emit("the stop task for this stream was lost")
+    stream.flush()
+    producer.store.close(stream.id)  # closed, but no stop task was ever enqueued
+    t0 = time.monotonic()
+    result = StopHandle(producer, stream.id).result(timeout=20)
+    assert result.all_sent
+    assert time.monotonic() - t0 >= 2.5, "re-sent only after nobody attended the stop"
+    assert telegram.texts(chat_id) == ["the stop task for this stream was lost"]
