@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import threading
+import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -22,7 +23,9 @@ class WorkerProcess:
         self.lines: list[str] = []
         cmd = [
             sys.executable, "-m", "celery", "-A", "workers", "worker", "-Q", queue,
-            "-n", f"{name}@%h", "--loglevel", "INFO", "--without-mingle", "--without-gossip",
+            # a unique node name: another run on the same broker must not share its pidbox
+            "-n", f"{name}-{uuid.uuid4().hex[:8]}@%h", "--loglevel", "INFO",
+            "--without-mingle", "--without-gossip",
         ]
         self.proc = subprocess.Popen(
             cmd, cwd=ROOT, env={**os.environ, **env}, stdout=subprocess.PIPE,
