@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 SWEEP_INTERVAL = 0.5
 #: seconds tokens gather before the next batch (a stream's first tokens never wait: the first
 #: text is what users see first; later edits wait a flush interval anyway)
-BATCH_GAP = 0.025
+BATCH_GAP = 0.005
 
 
 class Pusher:
