@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from bench.baseline_seed import SeedHandler
+from tokenrelay.processes import stop_process
 
 ROOT = Path(__file__).resolve().parents[1]
 #: fake bot token the emulator accepts (loopback only)
@@ -114,12 +115,7 @@ class Worker:
         return [ln for ln in new if "WARNING" in ln or "ERROR" in ln or "Traceback" in ln]
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
+        stop_process(self.proc, timeout=15)
         self.log.unlink(missing_ok=True)
 
 

@@ -9,6 +9,8 @@ import threading
 import uuid
 from pathlib import Path
 
+from tokenrelay.processes import stop_process
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -49,9 +51,4 @@ class WorkerProcess:
         self.proc.wait(timeout=10)
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
+        stop_process(self.proc, timeout=10)

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import redis
 
+from tokenrelay.processes import stop_process
+
 
 def find_redis_server() -> str:
     """Path of a redis-server binary, or FileNotFoundError saying how to get one."""
@@ -76,12 +78,8 @@ class RedisServer:
                 time.sleep(0.02)
 
     def stop(self) -> None:
-        if self._proc is not None and self._proc.poll() is None:
-            self._proc.terminate()
-            try:
-                self._proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
+        if self._proc is not None:
+            stop_process(self._proc, timeout=5)
         self._dir.cleanup()
 
     def __enter__(self) -> RedisServer:

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
+from tokenrelay.config import Settings
 from workers.split import UnitCounter, utf16_units
 
 #: how a segment's text is formatted: plain, Markdown rendered for the platform, or the
@@ -113,6 +114,19 @@ class ChannelClient(Protocol):
         """Invisible markup the next message needs when a split ended ``previous`` inside a
         construct (Telegram Markdown: the open code fence's opening line), else ""."""
         ...
+
+
+class SpecBase:
+    """Shared plumbing of the platform specs: settings in, the default edit interval."""
+
+    name = ""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def interval_for(self, chat_id: str, default: float) -> float:
+        """Seconds between edits of one stream in this chat (platforms may slow some chats)."""
+        return default
 
 
 class ChannelSpec(Protocol):

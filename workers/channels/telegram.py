@@ -22,6 +22,7 @@ from workers.channels.base import (
     PermanentFailure,
     RateLimited,
     Rejected,
+    SpecBase,
     TooLong,
     chat_id_text,
 )
@@ -48,13 +49,10 @@ def is_group(chat_id: str) -> bool:
     return chat_id.startswith(("-", "@"))
 
 
-class TelegramSpec:
+class TelegramSpec(SpecBase):
     """Telegram as the producer sees it (no credentials)."""
 
     name = "telegram"
-
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
 
     def normalize_chat_id(self, chat_id: object) -> str:
         text = chat_id_text(self.name, chat_id)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from tokenrelay.config import ConfigError, Settings, credential
+from tokenrelay.config import ConfigError, credential
 from workers.channels.base import (
     Budget,
     Capabilities,
@@ -20,6 +20,7 @@ from workers.channels.base import (
     PermanentFailure,
     RateLimited,
     Rejected,
+    SpecBase,
     chat_id_text,
 )
 from workers.channels.http import Reply, Transport
@@ -34,22 +35,16 @@ RATE = 1.0
 CAPABILITIES = Capabilities(can_edit=False, max_units=MAX_CHARS, units=char_units)
 
 
-class WebhookSpec:
+class WebhookSpec(SpecBase):
     """A webhook as the producer sees it: any non-empty room id of up to 200 characters."""
 
     name = "webhook"
-
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
 
     def normalize_chat_id(self, chat_id: object) -> str:
         text = chat_id_text(self.name, chat_id)
         if not text or len(text) > 200 or any(ord(c) < 32 for c in text):
             raise ValueError(f"invalid webhook chat_id {chat_id!r}: 1-200 printable characters")
         return text
-
-    def interval_for(self, chat_id: str, default: float) -> float:
-        return default
 
     def build(self, account: str) -> WebhookClient:
         url = credential(self.name, account, kind="URL")
