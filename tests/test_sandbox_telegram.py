@@ -476,14 +476,21 @@ def test_latency_delays_every_request(http, make_emu):
 # -- waiting -----------------------------------------------------------------------------------
 
 
-def test_wait_for_wakes_on_a_message_from_another_thread(http, emu):
+def _send_soon(emu, text: str) -> threading.Timer:
+    """sendMessage to chat 5 from another thread, 50 ms from now."""
+
     def send() -> None:
         with requests.Session() as other:
-            api(other, emu, "sendMessage", chat_id=5, text="late")
+            api(other, emu, "sendMessage", chat_id=5, text=text)
 
-    sender = threading.Timer(0.05, send)
+    timer = threading.Timer(0.05, send)
+    timer.start()
+    return timer
+
+
+def test_wait_for_wakes_on_a_message_from_another_thread(http, emu):
     started = time.monotonic()
-    sender.start()
+    sender = _send_soon(emu, "late")
     assert emu.texts(5) == []
     assert emu.wait_for(lambda e: e.texts(5) == ["late"], timeout=5)
     # woken by the change, not by the final check wait_for makes at its timeout
@@ -493,14 +500,8 @@ def test_wait_for_wakes_on_a_message_from_another_thread(http, emu):
 
 def test_wait_for_wakes_on_a_call_that_changes_no_message(make_emu):
     emu = make_emu(error_rate=1.0)
-
-    def call() -> None:
-        with requests.Session() as other:
-            api(other, emu, "sendMessage", chat_id=5, text="lost")
-
-    caller = threading.Timer(0.05, call)
     started = time.monotonic()
-    caller.start()
+    caller = _send_soon(emu, "lost")
     assert emu.wait_for(lambda e: e.count(status=500) == 1, timeout=5)
     assert time.monotonic() - started < 2.5
     caller.join()
