@@ -13,8 +13,8 @@ Redis Cluster slot, and every key has a TTL so abandoned streams clean themselve
     tr:{id}:result  string  the StopResult JSON, once the stop task finished
     tr:{id}:done    list    one element per finish, for waiters to BLPOP
 
-Each atomic operation is a named script in ``workers/lua`` (push, settle, lease_*, commit,
-close, finish, take, load, rate_*), loaded once and called by name.
+Each atomic operation is a named script in ``workers/lua`` (create, push, settle, lease_*,
+commit, close, finish, take, load, rate_*), loaded once and called by name.
 """
 
 from __future__ import annotations
@@ -146,19 +146,13 @@ class Store:
 
     # producer side ---------------------------------------------------------------------------
     def create(self, stream_id: str, meta: dict[str, str | int], ttl_s: int) -> None:
-        """Register a new stream; refuses an id that is already in use."""
+        """Register a new stream (every key with its TTL); refuses an id that is already in use."""
         k = Keys.of(stream_id)
-        fields = {**meta, "status": "open", "created_ms": now_ms(), "touched_ms": now_ms()}
-        if not self.redis.hsetnx(k.meta, "status", "open"):
+        pairs: list[str | int] = []
+        for name, value in meta.items():
+            pairs += [name, value]
+        if not self._run("create", [k.meta, k.text, k.sent], [ttl_s, *pairs]):
             raise ValueError(f"stream {stream_id!r} already exists")
-        pipe = self.redis.pipeline(transaction=True)
-        pipe.hset(k.meta, mapping=fields)
-        pipe.set(k.text, b"", ex=ttl_s)
-        offsets = ("version", "flushed_b", "delivered_b", "read_b", "read_c")
-        pipe.hset(k.sent, mapping=dict.fromkeys(offsets, 0))
-        for key in (k.meta, k.sent):
-            pipe.expire(key, ttl_s)
-        pipe.execute()
 
     def push_many(
         self, batch: list[tuple[str, bytes, bool, str]], max_bytes: int
