@@ -50,7 +50,6 @@ class WebhookEmulator:
         self._rng = random.Random(seed)
         self._cond = threading.Condition()
         self._messages: list[WebhookMessage] = []
-        self.statuses: list[int] = []
         self._tokens, self._stamp = float(burst), time.monotonic()
         self._server: ThreadingHTTPServer | None = None
 
@@ -100,7 +99,6 @@ class WebhookEmulator:
     def _handle(self, auth: str, raw: bytes) -> tuple[int, dict[str, Any], dict[str, str]]:
         with self._cond:
             status, body, headers = self._decide(auth, raw)
-            self.statuses.append(status)
             self._cond.notify_all()
             return status, body, headers
 

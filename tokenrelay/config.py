@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 
 #: prefix of every environment variable tokenrelay reads
 ENV_PREFIX = "TOKENRELAY_"
@@ -74,7 +74,6 @@ class Settings:
     telegram_group_rate_per_minute: float = 19.0
     #: sends+edits per second one Telegram bot may take across all chats
     telegram_global_rate: float = 28.0
-    extra: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -116,8 +115,6 @@ class Settings:
         """Settings as a plain mapping, safe to print (URLs lose their passwords)."""
         out: dict[str, object] = {}
         for f in fields(self):
-            if f.name == "extra":
-                continue
             value = getattr(self, f.name)
             out[f.name] = redact_url(value) if f.name.endswith("_url") else value
         return out

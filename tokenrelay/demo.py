@@ -157,8 +157,7 @@ def run(chat_id: str | None, rate: float, out: TextIO = sys.stdout) -> int:
             shower.join(5)
         out.write("\nStopResult:\n")
         for key, value in result.to_dict().items():
-            if key != "extra":
-                out.write(f"  {key:16} {value}\n")
+            out.write(f"  {key:16} {value}\n")
         out.write("\nFigures:\n")
         out.write(f"  first visible     {result.first_visible_ms} ms after start\n")
         out.write(f"  stop -> final     {final_ms:.0f} ms\n")
