@@ -111,14 +111,21 @@ def test_a_malformed_api_url_fails_permanently_without_the_token() -> None:
     assert TEST_TOKEN not in str(info.value) and TEST_TOKEN.split(":")[1] not in str(info.value)
 
 
-def test_timeouts_are_retried_then_reported(telegram, chat_id) -> None:
+def test_timeouts_retry_edits_but_never_resend_a_send(telegram, chat_id) -> None:
     settings = Settings(telegram_api_base=telegram.base_url)
     transport = Transport(0.2, RetryPolicy(attempts=2, initial=0.01, max_wait=0.02))
     slow = TelegramClient(TEST_TOKEN, "default", settings, transport)
+    mid = slow.send(chat_id, "early", "text")
     telegram.configure(latency=0.5)
     try:
-        with pytest.raises(errors.TransientFailure, match="failed 2 times"):
+        # the platform acts on a request whose answer never came back: one request, no copy
+        with pytest.raises(errors.Ambiguous, match="answer lost"):
             slow.send(chat_id, "late", "text")
-        assert telegram.wait_for(lambda e: e.count(chat_id=chat_id) == 2, timeout=5)
+        assert telegram.wait_for(lambda e: e.texts(chat_id) == ["early", "late"], timeout=5)
+        # an edit is idempotent: retried, then reported
+        with pytest.raises(errors.TransientFailure, match="failed 2 times"):
+            slow.edit(chat_id, mid, "early, edited", "text")
+        assert telegram.wait_for(lambda e: e.count(chat_id=chat_id) == 4, timeout=5)
     finally:
         telegram.configure(latency=0.0)
+    assert telegram.texts(chat_id) == ["early, edited", "late"], "no duplicate text"

@@ -1,6 +1,7 @@
-"""What the core knows about a chat platform: the client protocol, capabilities and error types.
+"""What the core knows about a chat platform: the client protocol and its capabilities.
 
-Each platform module maps its wire errors to these types once; the core handles each type once.
+The error types live in ``workers.channels.errors`` (re-exported here); each platform module
+maps its wire errors to them once, and the core handles each type once.
 """
 
 from __future__ import annotations
@@ -9,7 +10,43 @@ from dataclasses import dataclass
 from typing import Literal, Protocol
 
 from tokenrelay.config import Settings
+from workers.channels.errors import (
+    Ambiguous,
+    CallExpired,
+    ChannelError,
+    MessageGone,
+    NotModified,
+    ParseError,
+    PermanentFailure,
+    RateLimited,
+    Rejected,
+    TooLong,
+    TransientFailure,
+)
 from workers.split import UnitCounter, utf16_units
+
+__all__ = [
+    "NO_CALL",
+    "Ambiguous",
+    "Budget",
+    "Call",
+    "CallExpired",
+    "Capabilities",
+    "ChannelClient",
+    "ChannelError",
+    "ChannelSpec",
+    "Format",
+    "MessageGone",
+    "NotModified",
+    "ParseError",
+    "PermanentFailure",
+    "RateLimited",
+    "Rejected",
+    "SpecBase",
+    "TooLong",
+    "TransientFailure",
+    "chat_id_text",
+]
 
 #: how a segment's text is formatted: plain, Markdown rendered for the platform, or the
 #: platform's own markup passed through as written
@@ -22,46 +59,6 @@ def chat_id_text(channel: str, chat_id: object) -> str:
     if isinstance(chat_id, bool) or not isinstance(chat_id, (int, str)):
         raise ValueError(f"{channel} chat_id must be an int or str, not {type(chat_id).__name__}")
     return str(chat_id).strip()
-
-
-class ChannelError(Exception):
-    """A chat platform refused or failed a call. Messages never contain credentials."""
-
-
-class RateLimited(ChannelError):
-    """The platform asked us to wait ``retry_after`` seconds (HTTP 429)."""
-
-    def __init__(self, retry_after: float, message: str = "rate limited") -> None:
-        super().__init__(f"{message} (retry after {retry_after:g} s)")
-        self.retry_after = max(0.0, float(retry_after))
-
-
-class NotModified(ChannelError):
-    """The edit would not change the message: the chat already shows this text (success)."""
-
-
-class MessageGone(ChannelError):
-    """The message to edit no longer exists (the user deleted it): send a new one."""
-
-
-class ParseError(ChannelError):
-    """The platform could not parse the markup: resend the same text as plain text."""
-
-
-class TooLong(ChannelError):
-    """The platform counted the text as longer than its limit."""
-
-
-class Rejected(ChannelError):
-    """The platform refused this one call for a reason that retrying will not fix."""
-
-
-class PermanentFailure(ChannelError):
-    """Nothing more can be delivered to this chat (bad token, bot blocked, chat not found)."""
-
-
-class TransientFailure(ChannelError):
-    """Server errors, timeouts or dropped connections that outlasted the retry policy."""
 
 
 @dataclass(frozen=True)
@@ -82,27 +79,65 @@ class Capabilities:
     #: longest text of one message, in the channel's own units
     max_units: int = 4096
     units: UnitCounter = utf16_units
+    #: the platform can delete a message (used to remove a copy left by a stale worker)
+    can_delete: bool = False
+    #: sends carry an idempotency key the platform honours (a retried send never makes a copy)
+    idempotent_send: bool = False
+
+
+@dataclass(frozen=True)
+class Call:
+    """What the core tells a client about one send or edit besides the text.
+
+    ``key`` is stable for one logical operation (the same on every retry of it, also by another
+    worker after a take-over), at most 25 characters of [A-Za-z0-9]: clients pass it as the
+    platform's idempotency key (Discord ``nonce``, Matrix transaction id). ``previous`` is the
+    text the message showed before this edit as the core last recorded it ("" for a send), so
+    a native stream can append only the new part.
+    """
+
+    key: str = ""
+    previous: str = ""
+
+
+#: the default of ``call=``: no idempotency key, no previous text
+NO_CALL = Call()
 
 
 class ChannelClient(Protocol):
-    """One account on one platform: sends and edits messages, raising the errors above."""
+    """One account on one platform: sends and edits messages, raising the errors of
+    ``workers.channels.errors``. Every HTTP request goes through ``workers.channels.http``
+    (its deadline comes from the stream's lease)."""
 
     name: str
     capabilities: Capabilities
 
     def budgets(self, chat_id: str) -> list[Budget]:
-        """The rate budgets one send or edit in this chat draws from."""
+        """The rate budgets one send or edit in this chat draws from (all of one scope)."""
         ...
 
-    def send(self, chat_id: str, text: str, fmt: Format, final: bool = False) -> str:
+    def send(
+        self, chat_id: str, text: str, fmt: Format, final: bool = False, call: Call = NO_CALL
+    ) -> str:
         """Post ``text`` as a new message; returns the message id. ``final``: this message's
         text will not grow any more (render trailing markup as written)."""
         ...
 
     def edit(
-        self, chat_id: str, message_id: str, text: str, fmt: Format, final: bool = False
-    ) -> None:
-        """Replace the whole text of a message."""
+        self,
+        chat_id: str,
+        message_id: str,
+        text: str,
+        fmt: Format,
+        final: bool = False,
+        call: Call = NO_CALL,
+    ) -> str | None:
+        """Replace the whole text of a message. Returns None, or the id of the message that
+        now carries the text when the platform moved it (a draft became a real message)."""
+        ...
+
+    def delete(self, chat_id: str, message_id: str) -> None:
+        """Remove a message (only called when ``capabilities.can_delete``)."""
         ...
 
     def settles_differently(self, text: str, fmt: Format) -> bool:

@@ -12,7 +12,9 @@ from typing import Any
 
 from tokenrelay.config import Settings, credential
 from workers.channels.base import (
+    NO_CALL,
     Budget,
+    Call,
     Capabilities,
     ChannelError,
     Format,
@@ -41,7 +43,9 @@ TOKEN = re.compile(r"^\d+:[A-Za-z0-9_-]+$")
 #: calls one bot may make at once before the per-second global rate paces it
 GLOBAL_BURST = 20
 
-CAPABILITIES = Capabilities(can_edit=True, max_units=MAX_UNITS, units=utf16_units)
+CAPABILITIES = Capabilities(
+    can_edit=True, max_units=MAX_UNITS, units=utf16_units, can_delete=True, idempotent_send=False
+)
 
 
 def is_group(chat_id: str) -> bool:
@@ -102,16 +106,29 @@ class TelegramClient:
         )
         return [chat, Budget(scope, "bot", s.telegram_global_rate, GLOBAL_BURST)]
 
-    def send(self, chat_id: str, text: str, fmt: Format, final: bool = False) -> str:
-        result = self._call("sendMessage", self._payload(chat_id, text, fmt, final))
+    def send(
+        self, chat_id: str, text: str, fmt: Format, final: bool = False, call: Call = NO_CALL
+    ) -> str:
+        # the Bot API has no idempotency key: a send whose answer is lost is not retried
+        payload = self._payload(chat_id, text, fmt, final)
+        result = self._call("sendMessage", payload, idempotent=False)
         return str(result["message_id"])
 
     def edit(
-        self, chat_id: str, message_id: str, text: str, fmt: Format, final: bool = False
+        self,
+        chat_id: str,
+        message_id: str,
+        text: str,
+        fmt: Format,
+        final: bool = False,
+        call: Call = NO_CALL,
     ) -> None:
         payload = self._payload(chat_id, text, fmt, final)
         payload["message_id"] = int(message_id)
         self._call("editMessageText", payload)
+
+    def delete(self, chat_id: str, message_id: str) -> None:
+        self._call("deleteMessage", {"chat_id": chat_id, "message_id": int(message_id)})
 
     def settles_differently(self, text: str, fmt: Format) -> bool:
         return fmt == "markdown" and to_telegram_html(text) != to_telegram_html(text, final=True)
@@ -132,8 +149,11 @@ class TelegramClient:
             payload["parse_mode"] = "HTML"
         return payload
 
-    def _call(self, method: str, payload: dict[str, Any]) -> dict[str, Any]:
-        reply = self.transport.post_json(f"{self._base}/bot{self._token}/{method}", payload)
+    def _call(
+        self, method: str, payload: dict[str, Any], idempotent: bool = True
+    ) -> dict[str, Any]:
+        url = f"{self._base}/bot{self._token}/{method}"
+        reply = self.transport.post_json(url, payload, idempotent=idempotent)
         if reply.body.get("ok") is True:
             result = reply.body.get("result")
             return result if isinstance(result, dict) else {}

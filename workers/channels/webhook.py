@@ -13,7 +13,9 @@ from typing import Any
 
 from tokenrelay.config import ConfigError, credential
 from workers.channels.base import (
+    NO_CALL,
     Budget,
+    Call,
     Capabilities,
     ChannelError,
     Format,
@@ -78,18 +80,31 @@ class WebhookClient:
     def budgets(self, chat_id: str) -> list[Budget]:
         return [Budget(f"webhook:{self.account}", "url", RATE, 3)]
 
-    def send(self, chat_id: str, text: str, fmt: Format, final: bool = False) -> str:
-        reply = self.transport.post_json(
-            self._url, {"chat_id": chat_id, "text": text}, headers=self._headers
-        )
+    def send(
+        self, chat_id: str, text: str, fmt: Format, final: bool = False, call: Call = NO_CALL
+    ) -> str:
+        body = {"chat_id": chat_id, "text": text}
+        if call.key:
+            body["idempotency_key"] = call.key
+        headers = {**self._headers, "Idempotency-Key": call.key} if call.key else self._headers
+        reply = self.transport.post_json(self._url, body, headers=headers, idempotent=False)
         if 200 <= reply.status < 300:
             return str(reply.body.get("id") or reply.body.get("message_id") or uuid.uuid4().hex)
         raise read_error(reply)
 
     def edit(
-        self, chat_id: str, message_id: str, text: str, fmt: Format, final: bool = False
+        self,
+        chat_id: str,
+        message_id: str,
+        text: str,
+        fmt: Format,
+        final: bool = False,
+        call: Call = NO_CALL,
     ) -> None:
         raise Rejected("webhook messages cannot be edited")
+
+    def delete(self, chat_id: str, message_id: str) -> None:
+        raise Rejected("webhook messages cannot be deleted")
 
     def settles_differently(self, text: str, fmt: Format) -> bool:
         return False
