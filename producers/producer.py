@@ -25,6 +25,8 @@ from workers.tasks import FLUSH, STOP, WATCH
 
 #: an account name (selects TOKENRELAY_<CHANNEL>_<ACCOUNT>_BOT_TOKEN)
 ACCOUNT = re.compile(r"^[A-Za-z0-9_]{1,32}$")
+#: a thread to reply in (Slack thread_ts and the like)
+THREAD = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 
 
 class StreamProducer:
@@ -58,12 +60,17 @@ class StreamProducer:
         format: str = "text",
         interval: float | None = None,
         stream_id: str | None = None,
+        native: bool = False,
+        thread_ts: str | None = None,
     ) -> Stream:
         """Register a new stream to ``chat_id`` on ``channel``; returns at once with a Stream.
 
         ``format``: ``text`` (as written), ``markdown`` (rendered for the platform, half-written
         markup healed while streaming) or ``html`` (the platform's own markup, passed through).
         ``interval``: seconds between edits (default TOKENRELAY_FLUSH_INTERVAL; 3 s in groups).
+        ``native``: use the platform's native streaming where it allows it (Telegram drafts in
+        private chats, Slack streams), falling back to send + edit. ``thread_ts``: reply in
+        this thread (Slack).
         """
         spec = get_spec(channel, self.settings)
         if chat_id is None or (isinstance(chat_id, str) and not chat_id.strip()):
@@ -75,6 +82,12 @@ class StreamProducer:
             raise ValueError(f"invalid format {format!r}; one of {', '.join(FORMATS)}")
         if interval is not None and not (0.05 <= float(interval) <= 3600):
             raise ValueError(f"interval must be between 0.05 and 3600 s, not {interval!r}")
+        if not isinstance(native, bool):
+            raise ValueError(f"native must be True or False, not {native!r}")
+        if thread_ts is not None and (
+            not isinstance(thread_ts, str) or not THREAD.match(thread_ts)
+        ):
+            raise ValueError(f"invalid thread_ts {thread_ts!r}: 1-64 of [A-Za-z0-9._:-]")
         sid = validate_stream_id(stream_id) if stream_id is not None else uuid.uuid4().hex
         every = float(interval) if interval is not None else spec.interval_for(
             chat, self.settings.flush_interval
@@ -87,6 +100,10 @@ class StreamProducer:
             "interval_ms": int(every * 1000),
             "idle_ms": int(self.settings.idle_timeout * 1000),
         }
+        if native:
+            meta["native"] = 1
+        if thread_ts:
+            meta["thread"] = thread_ts
         try:
             self.store.create(sid, meta, int(self.settings.stream_ttl))
         except RedisError as exc:

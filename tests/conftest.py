@@ -14,8 +14,13 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests import platforms
 from tokenrelay.config import Settings
 from tokenrelay.redis_server import RedisServer
+
+# fixtures of the extra platforms' sandboxes (tests/platforms/*.py)
+for _module in platforms.modules():
+    globals().update({name: getattr(_module, name) for name in _module.__all__})
 
 #: bot token the sandbox accepts in tests (fake, loopback only)
 TEST_TOKEN = "123456:TEST-sandbox-token_abcdefghijklmnopqrstuvwxyz"
@@ -51,7 +56,7 @@ def webhook():
 
 
 @pytest.fixture(scope="session")
-def settings_env(redis_url: str, telegram, webhook) -> Iterator[dict[str, str]]:
+def settings_env(request, redis_url: str, telegram, webhook) -> Iterator[dict[str, str]]:
     """The environment every producer and worker of the test session reads."""
     env = {
         "TOKENRELAY_BROKER_URL": redis_url,
@@ -67,6 +72,8 @@ def settings_env(redis_url: str, telegram, webhook) -> Iterator[dict[str, str]]:
         "TOKENRELAY_TELEGRAM_GROUP_RATE_PER_MINUTE": "120",
         "TOKENRELAY_HTTP_TIMEOUT": "3",
     }
+    for module in platforms.modules():
+        env.update(request.getfixturevalue(module.ENV_FIXTURE).tokenrelay_env())
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     from workers import runtime

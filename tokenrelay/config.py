@@ -136,15 +136,11 @@ def credential(
     env: Mapping[str, str] | None = None,
     kind: str = "BOT_TOKEN",
 ) -> str:
-    """The secret of ``account`` on ``channel``: TOKENRELAY_<CHANNEL>[_<ACCOUNT>]_<KIND>.
+    """The secret of ``account`` on ``channel`` (see ``tokenrelay.accounts.lookup``).
 
     The default account reads ``TOKENRELAY_TELEGRAM_BOT_TOKEN``; an account named ``support``
     reads ``TOKENRELAY_TELEGRAM_SUPPORT_BOT_TOKEN``; a webhook's URL is ``kind="URL"``.
     """
-    env = os.environ if env is None else env
-    middle = "" if account == "default" else f"_{account.upper()}"
-    name = f"{ENV_PREFIX}{channel.upper()}{middle}_{kind}"
-    value = env.get(name, "").strip()
-    if not value:
-        raise ConfigError(f"no credential for {channel} account {account!r}: set {name}")
-    return value
+    from tokenrelay.accounts import lookup
+
+    return lookup(channel, account, kind, env=env)

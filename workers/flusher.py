@@ -16,7 +16,7 @@ from tokenrelay.results import How, StopResult
 from workers import delivery
 from workers.channels import ClientCache
 from workers.channels import base as errors
-from workers.channels.base import ChannelClient, Format
+from workers.channels.base import Call, ChannelClient, Format
 from workers.lease import Lease, LeaseKeeper, LeaseLost
 from workers.ratelimit import RateLimiter
 from workers.sent import SentState
@@ -256,17 +256,25 @@ class _Run:
         self, client: ChannelClient, op: delivery.Op, text: str, fmt: Format, final: bool
     ) -> str | None:
         """Send or edit; an edit of a deleted message becomes a send. Returns the message id."""
+        meta = self.snap.meta
+        native, thread = meta.get("native") == "1", meta.get("thread") or None
         if op.kind == "edit" and op.message_id is not None:
             try:
-                client.edit(self.chat, op.message_id, text, fmt, final)
+                seg = self.state.segments[op.index]
+                previous = self.snap.window.slice(seg.start, seg.shown).strip() if (
+                    seg.start >= self.snap.window.base
+                ) else ""
+                call = Call(op_key(self.snap.stream_id, op.index), previous, native, thread)
+                moved = client.edit(self.chat, op.message_id, text, fmt, final, call)
                 self.state = self.state.bump("edits")
-                return op.message_id
+                return moved or op.message_id
             except errors.NotModified:
                 self.state = self.state.bump("not_modified")
                 return op.message_id
             except errors.MessageGone:
                 self.state = self.state.bump("resent")
-        message_id = client.send(self.chat, text, fmt, final)
+        call = Call(op_key(self.snap.stream_id, op.index), "", native, thread)
+        message_id = client.send(self.chat, text, fmt, final, call)
         self.state = self.state.bump("sends")
         if self.state.first_visible_ms is None:
             created = int(self.snap.meta.get("created_ms", now_ms()))
@@ -307,6 +315,14 @@ class _Run:
         if version < 0:
             raise LeaseLost(self.snap.stream_id)
         self.state = replace(self.state, version=version)
+
+
+def op_key(stream_id: str, index: int) -> str:
+    """The idempotency key of segment ``index``'s send: stable across retries and workers,
+    25 characters of [0-9a-f] (Discord's nonce limit)."""
+    import hashlib
+
+    return hashlib.sha256(f"{stream_id}:{index}".encode()).hexdigest()[:25]
 
 
 def stop_result(snap: Snapshot, state: SentState, gave_up: float | None = None) -> StopResult:

@@ -93,11 +93,15 @@ class Call:
     worker after a take-over), at most 25 characters of [A-Za-z0-9]: clients pass it as the
     platform's idempotency key (Discord ``nonce``, Matrix transaction id). ``previous`` is the
     text the message showed before this edit as the core last recorded it ("" for a send), so
-    a native stream can append only the new part.
+    a native stream can append only the new part. ``native``: the producer asked for the
+    platform's native streaming (Telegram drafts, Slack chat.startStream) where it is allowed;
+    ``thread``: the thread to reply in (Slack ``thread_ts``), as the producer gave it.
     """
 
     key: str = ""
     previous: str = ""
+    native: bool = False
+    thread: str | None = None
 
 
 #: the default of ``call=``: no idempotency key, no previous text
