@@ -32,5 +32,6 @@ def emulator_class(channel: str) -> Any:
     try:
         module, _, name = EMULATORS[channel].partition(":")
     except KeyError:
-        raise KeyError(f"no sandbox for {channel!r}; known: {', '.join(sorted(EMULATORS))}") from None
+        known = ", ".join(sorted(EMULATORS))
+        raise KeyError(f"no sandbox for {channel!r}; known: {known}") from None
     return getattr(importlib.import_module(module), name)
