@@ -24,6 +24,7 @@ from typing import Any
 EMULATORS: dict[str, str] = {
     "telegram": "sandbox.telegram:TelegramEmulator",
     "webhook": "sandbox.webhook:WebhookEmulator",
+    "matrix": "sandbox.matrix:MatrixEmulator",
 }
 
 
