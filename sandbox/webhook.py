@@ -58,6 +58,13 @@ class WebhookEmulator:
         assert self._server is not None, "start() first"
         return f"http://127.0.0.1:{self._server.server_address[1]}/hook"
 
+    def tokenrelay_env(self) -> dict[str, str]:
+        """The TOKENRELAY_* variables that point workers' default webhook account here."""
+        env = {"TOKENRELAY_WEBHOOK_URL": self.url}
+        if self.token is not None:
+            env["TOKENRELAY_WEBHOOK_BOT_TOKEN"] = self.token
+        return env
+
     def start(self) -> WebhookEmulator:
         emulator = self
 

@@ -1,8 +1,10 @@
 """``tokenrelay demo``: stream a sample reply end to end and show the chat as it grows.
 
-With no TOKENRELAY_* URLs set it runs everything embedded: a private redis-server, the Telegram
-sandbox and a Celery worker in this process. With TOKENRELAY_BROKER_URL set it only produces:
-your workers deliver to the real chat named by ``--chat-id``.
+With no TOKENRELAY_* URLs set it runs everything embedded: a private redis-server, the sandbox
+of the chosen channel (``--channel``, any one in ``sandbox.registry``) and a Celery worker in
+this process, and prints the live chat page's URL where the sandbox serves one. With
+TOKENRELAY_BROKER_URL set it only produces: your workers deliver to the chat named by
+``--chat-id``. ``examples/`` reuse :func:`backend` the same way.
 """
 
 from __future__ import annotations
@@ -13,8 +15,20 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
-from typing import TextIO
+from contextlib import ExitStack, contextmanager, suppress
+from typing import Any, TextIO
+
+#: chat the demo streams to in each channel's sandbox when no --chat-id is given
+DEMO_CHATS: dict[str, str] = {
+    "telegram": "4242",
+    "webhook": "demo-room",
+    "slack": "C0DEMO4242",
+    "discord": "1000000000000004242",
+    "matrix": "!demo:sandbox.local",
+    "feishu": "oc_demo4242",
+}
+#: for a channel not in DEMO_CHATS (most platforms accept a number)
+FALLBACK_CHAT = "4242"
 
 #: the built-in reply: long enough to need two Telegram messages, with a tool call inside
 SAMPLE_REPLY = (
@@ -49,23 +63,38 @@ def _tokens(text: str) -> Iterator[str]:
         yield word
 
 
+def demo_chat(channel: str) -> str:
+    """The sandbox chat the demo and the examples use on ``channel``."""
+    return DEMO_CHATS.get(channel, FALLBACK_CHAT)
+
+
 @contextmanager
-def embedded(out: TextIO) -> Iterator[object]:
-    """Private Redis + Telegram sandbox + in-process worker; yields the sandbox."""
-    from sandbox.telegram import TelegramEmulator
+def embedded(out: TextIO, channel: str = "telegram") -> Iterator[Any]:
+    """Private Redis + the channel's sandbox + an in-process worker; yields the sandbox."""
+    from sandbox.registry import emulator_class
     from tokenrelay.redis_server import RedisServer
 
     with ExitStack() as stack:
         redis = stack.enter_context(RedisServer())
-        sandbox = stack.enter_context(TelegramEmulator())
+        sandbox = stack.enter_context(emulator_class(channel)())
         os.environ.update(
             TOKENRELAY_BROKER_URL=redis.url,
             TOKENRELAY_REDIS_URL=redis.url,
-            TOKENRELAY_TELEGRAM_API_BASE=sandbox.base_url,
-            TOKENRELAY_TELEGRAM_BOT_TOKEN="1000:demo-sandbox-token",
+            **sandbox.tokenrelay_env(),
         )
-        out.write(f"embedded: redis-server {redis.url}, telegram sandbox {sandbox.base_url}\n")
+        out.write(f"embedded: redis-server {redis.url}, {channel} sandbox\n")
         stack.enter_context(_worker())
+        yield sandbox
+
+
+@contextmanager
+def backend(out: TextIO, channel: str = "telegram") -> Iterator[Any]:
+    """The embedded stack (yields its sandbox) unless TOKENRELAY_BROKER_URL is set (yields None:
+    your own Redis and workers deliver)."""
+    if os.environ.get("TOKENRELAY_BROKER_URL"):
+        yield None
+        return
+    with embedded(out, channel) as sandbox:
         yield sandbox
 
 
@@ -91,46 +120,72 @@ def _worker() -> Iterator[None]:
         thread.join(10)
 
 
-def _show_chat(sandbox, chat_id: str, t0: float, out: TextIO, done: threading.Event) -> None:
-    """Print a line each time the sandbox chat changes (sends and edits as they land)."""
-    seen = 0
-    while not done.is_set() or seen < len(sandbox.calls):
-        sandbox.wait_for(lambda e, n=seen: len(e.calls) > n or done.is_set(), timeout=1)
-        calls = sandbox.calls
-        for call in calls[seen:]:
-            msgs = sandbox.messages(chat_id)
-            if call.status != 200:
-                stamp = f"  [{call.t - t0:6.2f}s]"
-                out.write(f"{stamp} {call.method}: HTTP {call.status} {call.error}\n")
+def _count_429(sandbox: Any) -> int:
+    calls = sandbox.ledger()["calls"] if hasattr(sandbox, "ledger") else []
+    return sum(c["count"] for c in calls if c["status"] == 429)
+
+
+def _show_chat(sandbox: Any, chat_id: str, t0: float, out: TextIO, done: threading.Event) -> None:
+    """Print a line each time the sandbox chat changes: a message sent or edited, new 429s."""
+    shown: list[str] = []
+    limited = 0
+    while True:
+        finished = done.is_set()  # read before the chat: the last look happens after stop
+        sandbox.wait_for(lambda e, s=shown: e.texts(chat_id) != s or done.is_set(), timeout=1)
+        texts, now = sandbox.texts(chat_id), time.monotonic() - t0
+        for i, text in enumerate(texts):
+            if i < len(shown) and shown[i] == text:
                 continue
-            msg = next((m for m in msgs if m.message_id == call.message_id), None)
-            if msg is None:
-                continue
-            # what the chat showed right after this call, not what it shows by now
-            shown = next((text for t, text in msg.history if t >= call.t), msg.text)
-            tail = shown[-60:].replace("\n", " ⏎ ")
-            out.write(
-                f"  [{call.t - t0:6.2f}s] message {msg.message_id} {call.method:<15} "
-                f"{len(shown):5d} chars  …{tail}\n"
-            )
-        seen = len(calls)
+            what = "sent" if i >= len(shown) else "edited"
+            tail = text[-60:].replace("\n", " ⏎ ")
+            out.write(f"  [{now:6.2f}s] message {i + 1} {what:<6} {len(text):5d} chars  …{tail}\n")
+        shown = texts
+        if _count_429(sandbox) > limited:
+            limited = _count_429(sandbox)
+            out.write(f"  [{now:6.2f}s] HTTP 429 (rate limited), {limited} so far\n")
         out.flush()
+        if finished:
+            return
 
 
-def run(chat_id: str | None, rate: float, out: TextIO = sys.stdout) -> int:
-    """Run the demo; returns a process exit code."""
+def _keep_up(url: str, out: TextIO) -> None:
+    """Keep the embedded sandbox (and its chat page) up until Ctrl-C."""
+    out.write(f"\nThe chat page stays up at {url} — press Ctrl-C to quit.\n")
+    out.flush()
+    with suppress(KeyboardInterrupt):
+        threading.Event().wait()
+
+
+def run(
+    chat_id: str | None,
+    rate: float,
+    out: TextIO = sys.stdout,
+    channel: str = "telegram",
+    wait: bool | None = None,
+) -> int:
+    """Run the demo; returns a process exit code.
+
+    ``wait``: keep the sandbox's chat page up until Ctrl-C once the reply is complete (default:
+    when stdin is a terminal, so CI and pipes never hang).
+    """
     from producers import StreamProducer
+    from sandbox.page import chat_page_url
 
     real = bool(os.environ.get("TOKENRELAY_BROKER_URL"))
     if real and not chat_id:
         out.write("TOKENRELAY_BROKER_URL is set: pass --chat-id to stream to a real chat\n")
         return 2
+    if wait is None:
+        wait = sys.stdin is not None and sys.stdin.isatty()
     with ExitStack() as stack:
-        sandbox = None if real else stack.enter_context(embedded(out))
-        chat = chat_id or "4242"
+        sandbox = stack.enter_context(backend(out, channel))
+        chat = chat_id or demo_chat(channel)
+        page = chat_page_url(sandbox, chat) if sandbox is not None else None
+        if page:
+            out.write(f"live chat page: {page}\n")
         producer = StreamProducer()
         stack.callback(producer.close)
-        out.write(f"streaming {len(SAMPLE_REPLY)} characters to telegram chat {chat} "
+        out.write(f"streaming {len(SAMPLE_REPLY)} characters to {channel} chat {chat} "
                   f"at {rate:g} tokens/s …\n")
         done = threading.Event()
         t0 = time.monotonic()
@@ -140,7 +195,7 @@ def run(chat_id: str | None, rate: float, out: TextIO = sys.stdout) -> int:
                 target=_show_chat, args=(sandbox, chat, t0, out, done), daemon=True
             )
             shower.start()
-        stream = producer.start(channel="telegram", chat_id=chat, format="markdown",
+        stream = producer.start(channel=channel, chat_id=chat, format="markdown",
                                 stream_id=f"demo-{uuid.uuid4().hex[:12]}")
         before, _, after = SAMPLE_REPLY.partition("[[TOOL]]")
         for part, tool in ((before, "🌤 calling the weather tool…"), (after, None)):
@@ -163,8 +218,10 @@ def run(chat_id: str | None, rate: float, out: TextIO = sys.stdout) -> int:
         out.write(f"  stop -> final     {final_ms:.0f} ms\n")
         out.write(f"  sends / edits     {result.sends} / {result.edits}\n")
         if sandbox is not None:
-            out.write(f"  HTTP 429s         {sandbox.count(status=429)}\n")
+            out.write(f"  HTTP 429s         {_count_429(sandbox)}\n")
             texts = sandbox.texts(chat)
             out.write(f"  chat shows        {len(texts)} message(s), "
                       f"{sum(len(t) for t in texts)} characters\n")
+        if page and wait:
+            _keep_up(page, out)
         return 0 if result.all_sent else 1

@@ -1,4 +1,7 @@
-"""Command line: ``python -m sandbox.telegram --port 8081 [--latency 0.05 …]`` serves until ^C."""
+"""Command line: ``python -m sandbox.telegram --port 8081 [--latency 0.05 …]`` serves until ^C.
+
+Each chat is shown live at ``/chats/<chat_id>`` (sandbox/page.py).
+"""
 
 from __future__ import annotations
 
@@ -34,6 +37,7 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(str(exc))
     with emulator:
         print(f"Telegram sandbox listening on {emulator.base_url}", flush=True)
+        print(f"live chat pages: {emulator.base_url}/chats/<chat_id>", flush=True)
         with contextlib.suppress(KeyboardInterrupt):
             threading.Event().wait()
 

@@ -23,6 +23,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+from sandbox import page
 from sandbox.telegram.api import ApiError, BotApi, chat_id_param, int_param
 from sandbox.telegram.entities import utf16_len
 from sandbox.telegram.knobs import KNOB_PARSERS, Knobs
@@ -135,7 +136,8 @@ class _Handler(BaseHTTPRequestHandler):
     server: _Server
 
     def do_GET(self) -> None:
-        self._handle()
+        if not page.handle(self, self.server.emulator, urlsplit(self.path).path):
+            self._handle()
 
     def do_POST(self) -> None:
         self._handle()
@@ -235,8 +237,14 @@ class TelegramEmulator:
 
     Args: ``host``, ``port`` (0 picks a free port) and the knobs of ``Knobs`` as keywords.
     ``start()`` serves on a background thread; ``base_url`` is then ``http://host:port`` and
-    clients call ``f"{base_url}/bot{token}/{method}"``.
+    clients call ``f"{base_url}/bot{token}/{method}"``. ``GET /chats/<id>`` is the live chat page
+    (sandbox/page.py).
     """
+
+    #: GET /chats/<id> shows the chat live (sandbox.page)
+    serves_chat_page = True
+    #: bot token ``tokenrelay_env`` hands out when the emulator accepts any well-formed one
+    DEMO_TOKEN = "1000:sandbox-demo"
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, **knobs: Any) -> None:
         self.host = host
@@ -286,6 +294,13 @@ class TelegramEmulator:
         if self._server is None:
             raise RuntimeError("emulator not started")
         return f"http://{self.host}:{self.port}"
+
+    def tokenrelay_env(self) -> dict[str, str]:
+        """The TOKENRELAY_* variables that point workers' default Telegram account here."""
+        return {
+            "TOKENRELAY_TELEGRAM_API_BASE": self.base_url,
+            "TOKENRELAY_TELEGRAM_BOT_TOKEN": self._knobs.token or self.DEMO_TOKEN,
+        }
 
     # -- control -------------------------------------------------------------------------------
 
