@@ -24,6 +24,8 @@ from typing import Any
 EMULATORS: dict[str, str] = {
     "telegram": "sandbox.telegram:TelegramEmulator",
     "webhook": "sandbox.webhook:WebhookEmulator",
+    "slack": "sandbox.slack:SlackEmulator",
+    "discord": "sandbox.discord:DiscordEmulator",
     "matrix": "sandbox.matrix:MatrixEmulator",
 }
 

@@ -202,11 +202,11 @@ def _write_line(atoms: list[Atom], dialect: Dialect) -> str:
             in_code[start:end] = [True] * (end - start)
     out: list[str] = []
     for i in range(len(atoms) + 1):
-        for span in sorted(closes.get(i, []), key=lambda s: (-s[0], s[1])):
+        for span in sorted(closes.get(i, []), key=lambda s: (-s[0], -STYLES.index(s[2]))):
             out.append(dialect.markers[span[2]][1])
         if i == len(atoms):
             break
-        for span in sorted(opens.get(i, []), key=lambda s: -s[1]):
+        for span in sorted(opens.get(i, []), key=lambda s: (-s[1], STYLES.index(s[2]))):
             out.append(dialect.markers[span[2]][0])
         atom = atoms[i]
         if atom.href is not None:
@@ -226,7 +226,9 @@ def write(lines: list[Line], dialect: Dialect) -> str:
             out.append(dialect.pre(line.pre, line.language))
             continue
         text = _write_line(line.atoms, dialect)
-        out.append(f"{dialect.quote}{text}".rstrip(" ") if line.quote else text)
+        if line.quote:
+            text = f"{dialect.quote}{text}" if text else dialect.quote.rstrip()
+        out.append(text)
     return "\n".join(out)
 
 
