@@ -27,6 +27,8 @@ EMULATORS: dict[str, str] = {
     "slack": "sandbox.slack:SlackEmulator",
     "discord": "sandbox.discord:DiscordEmulator",
     "matrix": "sandbox.matrix:MatrixEmulator",
+    "feishu": "sandbox.feishu:FeishuEmulator",
+    "lark": "sandbox.feishu:LarkEmulator",
 }
 
 
