@@ -7,13 +7,14 @@ import threading
 from tokenrelay.config import Settings
 from workers.channels.base import ChannelClient, ChannelSpec
 from workers.channels.console import ConsoleSpec
+from workers.channels.feishu import FeishuSpec, LarkSpec
 from workers.channels.matrix import MatrixSpec
 from workers.channels.telegram import TelegramSpec
 from workers.channels.webhook import WebhookSpec
 
 #: every platform tokenrelay can deliver to, by the name producers pass as ``channel=``
 SPECS: dict[str, type] = {"telegram": TelegramSpec, "webhook": WebhookSpec}
-SPECS.update(console=ConsoleSpec, matrix=MatrixSpec)
+SPECS.update(console=ConsoleSpec, matrix=MatrixSpec, feishu=FeishuSpec, lark=LarkSpec)
 
 
 class UnknownChannel(ValueError):
