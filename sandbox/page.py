@@ -103,6 +103,9 @@ def _changes(emulator: Any, chat_id: str) -> Iterator[dict[str, Any] | None]:
 
 def handle(handler: BaseHTTPRequestHandler, emulator: Any, path: str) -> bool:
     """Answer a page route on ``handler``; False when ``path`` is not one (the caller goes on)."""
+    if path == "/favicon.ico":  # browsers ask; it must not reach the platform API (or ledger)
+        _send(handler, 404, "text/plain", b"")
+        return True
     parts = path.strip("/").split("/")
     if parts[0] != "chats" or len(parts) > 3:
         return False
@@ -162,7 +165,8 @@ def _index(emulator: Any) -> str:
         for chat, msgs in sorted(chats.items())
     )
     return (
-        "<!doctype html><meta charset=utf-8><title>sandbox chats</title>"
+        '<!doctype html><meta charset=utf-8><link rel="icon" href="data:,">'
+        "<title>sandbox chats</title>"
         f"<h1>Sandbox chats</h1><ul>{items or '<li>no chat yet</li>'}</ul>"
     )
 
@@ -176,6 +180,7 @@ _PAGE = """<!doctype html>
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
+<link rel="icon" href="data:,">
 <title>sandbox chat</title>
 <style>
   body { margin: 0; font: 15px/1.4 system-ui, sans-serif; background: #dfe6ee; color: #111; }
