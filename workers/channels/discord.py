@@ -10,6 +10,7 @@ Invalid requests (401, 403, 429) are counted per process: Discord bans an IP aft
 
 from __future__ import annotations
 
+import hashlib
 import re
 import threading
 import time
@@ -186,6 +187,8 @@ class DiscordClient:
         self._invalid = invalid
         #: chat -> budgets the headers said are spent, with the seconds until they refill
         self._observed: dict[str, list[tuple[Budget, float]]] = {}
+        #: idempotency keys whose message the user deleted (the next send is a new message)
+        self._resent: set[str] = set()
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -208,7 +211,7 @@ class DiscordClient:
             "content": render(text, fmt, final), "allowed_mentions": NO_MENTIONS,
         }
         if call.key:
-            payload |= {"nonce": call.key, "enforce_nonce": True}
+            payload |= {"nonce": self._nonce(call.key), "enforce_nonce": True}
         body = self._call(
             "POST", chat_id, f"/channels/{chat_id}/messages", payload, idempotent=bool(call.key)
         )
@@ -224,7 +227,22 @@ class DiscordClient:
         call: Call = NO_CALL,
     ) -> None:
         payload = {"content": render(text, fmt, final), "allowed_mentions": NO_MENTIONS}
-        self._call("PATCH", chat_id, f"/channels/{chat_id}/messages/{message_id}", payload)
+        try:
+            self._call("PATCH", chat_id, f"/channels/{chat_id}/messages/{message_id}", payload)
+        except MessageGone:
+            if call.key:
+                with self._lock:
+                    self._resent.add(call.key)
+            raise
+
+    def _nonce(self, key: str) -> str:
+        """The send's nonce: the core's key, or for a message sent anew after the user
+        deleted it (the same key: the deleted message's nonce would return it) a nonce derived
+        from the key, equally stable across retries."""
+        with self._lock:
+            if key not in self._resent:
+                return key
+        return hashlib.sha256(f"resent:{key}".encode()).hexdigest()[:25]
 
     def delete(self, chat_id: str, message_id: str) -> None:
         self._call("DELETE", chat_id, f"/channels/{chat_id}/messages/{message_id}", None)
