@@ -7,14 +7,17 @@ import threading
 from tokenrelay.config import Settings
 from workers.channels.base import ChannelClient, ChannelSpec
 from workers.channels.console import ConsoleSpec
+from workers.channels.discord import DiscordSpec
 from workers.channels.feishu import FeishuSpec, LarkSpec
 from workers.channels.matrix import MatrixSpec
+from workers.channels.slack import SlackSpec
 from workers.channels.telegram import TelegramSpec
 from workers.channels.webhook import WebhookSpec
 
 #: every platform tokenrelay can deliver to, by the name producers pass as ``channel=``
 SPECS: dict[str, type] = {"telegram": TelegramSpec, "webhook": WebhookSpec}
 SPECS.update(console=ConsoleSpec, matrix=MatrixSpec, feishu=FeishuSpec, lark=LarkSpec)
+SPECS.update(slack=SlackSpec, discord=DiscordSpec)
 
 
 class UnknownChannel(ValueError):
