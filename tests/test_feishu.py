@@ -78,7 +78,7 @@ def test_card_message_ids_round_trip() -> None:
 def test_sequences_increase_within_and_across_processes() -> None:
     ref = CardRef("om_x", f"seq{time.time_ns()}", "reply", int(time.time() * 1000) - 5)
     seen = [ref.sequence() for _ in range(50)]
-    assert all(b > a + 2 for a, b in itertools.pairwise(seen)), "room for 2 extra ops"
+    assert all(b > a for a, b in itertools.pairwise(seen))
     other_process = CardRef("om_x", "other-card", "reply", ref.created_ms)
     assert other_process.sequence() >= 5, "another worker starts from the card's age"
     assert 0 < CardRef("om_y", "c", "reply", int(time.time() * 1000)).sequence() < 2**31
@@ -257,7 +257,8 @@ def test_a_card_whose_streaming_timed_out_is_reopened(emulator, client) -> None:
     time.sleep(0.3)  # a long tool call: the scenario, not a synchronisation
     client.edit(CHAT, message_id, "before the tool call, and after", "text")
     assert emulator.texts(CHAT) == ["before the tool call, and after"]
-    assert emulator.count("card.content", 400) == 1 and emulator.count("card.settings") == 1
+    assert emulator.count("card.content", 400) == 1
+    assert emulator.count("card.batch_update", 200) == 1, "reopened with the text at once"
 
 
 def test_a_bot_out_of_the_chat_is_permanent(emulator, client) -> None:

@@ -8,6 +8,8 @@ non-zero ``code``):
 - ``POST cardkit/v1/cards`` {type: card_json, data} -> ``card_id`` (200860 over 30 KB).
 - ``PUT cardkit/v1/cards/{card_id}/elements/{element_id}/content`` {content, uuid, sequence}.
 - ``PATCH cardkit/v1/cards/{card_id}/settings`` {settings, uuid, sequence}.
+- ``POST cardkit/v1/cards/{card_id}/batch_update`` {actions, uuid, sequence}: the actions
+  ``partial_update_setting`` and ``partial_update_element`` as one operation.
 - ``POST im/v1/messages?receive_id_type=…`` {receive_id, msg_type: interactive, content, uuid}.
 - ``GET`` / ``DELETE im/v1/messages/{message_id}`` (a recalled message reads ``deleted``).
 
@@ -204,6 +206,8 @@ class FeishuEmulator(LoopbackEmulator):
             return self._content(card, rest[1], body, now)
         if name == "card.settings":
             return self._settings(card, body, now)
+        if name == "card.batch_update":
+            return self._batch(card, body, now)
         raise FeishuError(404, "404 page not found", 404)
 
     def _operation(self, card: Card, body: dict[str, Any], now: float) -> bool:
@@ -266,6 +270,33 @@ class FeishuEmulator(LoopbackEmulator):
         if self._operation(card, body, now):
             card.set_streaming(bool(streaming), now)
             self._show(card, now)
+        return _ok({})
+
+    def _batch(self, card: Card, body: dict[str, Any], now: float) -> Answer:
+        """``batch_update``: several changes as one operation (one sequence, one rate token)."""
+        try:
+            actions = json.loads(body.get("actions") or "")
+            changes = [_batch_action(card, a) for a in actions]
+        except (ValueError, TypeError, KeyError, AttributeError):
+            raise FeishuError(10002, "Your request contains an invalid request parameter: "
+                              "actions") from None
+        saved = json.dumps(card.body)
+        for element, content, _ in changes:
+            if element is not None:
+                element["content"] = content
+        try:
+            self._check_size(card)
+            applied = self._operation(card, body, now)
+        except FeishuError:
+            card.body = json.loads(saved)
+            raise
+        if not applied:
+            card.body = json.loads(saved)
+            return _ok({})
+        for element, _, streaming in changes:
+            if element is None:
+                card.set_streaming(bool(streaming), now)
+        self._show(card, now)
         return _ok({})
 
     def _check_size(self, card: Card) -> None:
@@ -354,6 +385,20 @@ class LarkEmulator(FeishuEmulator):
     platform = "lark"
 
 
+def _batch_action(card: Card, action: dict[str, Any]) -> tuple[dict | None, str, object]:
+    """One batch action as (element to change or None, its content, the streaming mode)."""
+    params = action["params"]
+    if action["action"] == "partial_update_setting":
+        return None, "", params["settings"]["config"]["streaming_mode"]
+    if action["action"] == "partial_update_element":
+        element = card.element(params["element_id"])
+        content = params["partial_element"]["content"]
+        if element is None or not isinstance(content, str) or not content:
+            raise ValueError("element")
+        return element, content, None
+    raise ValueError(action["action"])
+
+
 def _call_name(method: str, seg: tuple[str, ...]) -> str:
     """The ledger's name of a call, from its method and path."""
     path = seg[1:]
@@ -366,6 +411,8 @@ def _call_name(method: str, seg: tuple[str, ...]) -> str:
             return "card.content"
         if method == "PATCH" and path[4:] == ("settings",):
             return "card.settings"
+        if method == "POST" and path[4:] == ("batch_update",):
+            return "card.batch_update"
     if path[:3] == ("im", "v1", "messages"):
         if method == "POST" and len(path) == 3:
             return "send"

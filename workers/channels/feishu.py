@@ -5,8 +5,10 @@ capped (a hidden limit of some 20-30 edits per message).
   final), then send it as an ``interactive`` message by card id. The message id the core keeps
   is ``<om id>:<card id>:<element id>:<card created, unix ms>``: all an update needs.
 - edit: ``PUT …/elements/{id}/content`` with the **full** text, a uuid and a ``sequence``;
-  at ``final=True`` the message is checked (a recalled one is sent anew) and streaming mode is
-  turned off. ``sequence`` is the milliseconds since the card was created (from the id), so it
+  at ``final=True`` the message is checked (a recalled one is sent anew) and the text and
+  "streaming mode off" go as one ``batch_update`` (one sequence, one of the card's ≤ 10
+  operations/s, so a rate limit can never leave the text shown but the card streaming).
+  ``sequence`` is the milliseconds since the card was created (from the id), so it
   increases across workers and retries without shared state (int32 lasts 24 days; a card
   takes updates for 14).
 - A tenant access token is fetched from the app id and secret, shared by every client of the
@@ -151,7 +153,7 @@ class CardRef:
         now = max(1, int(time.time() * 1000) - self.created_ms)
         with _sequences_lock:
             seq = max(now, _sequences.pop(self.card_id, 0) + 1)
-            _sequences[self.card_id] = seq + 2  # room for the two calls an edit may add
+            _sequences[self.card_id] = seq
             while len(_sequences) > SEQUENCES_KEPT:
                 del _sequences[next(iter(_sequences))]
         return seq
@@ -279,20 +281,19 @@ class FeishuClient:
         call: Call = NO_CALL,
     ) -> None:
         ref = CardRef.parse(message_id)
+        content = render(text, fmt)
         if final:
+            # the last text and "streaming off" as one operation: one sequence, one rate token
             self._check_shown(ref)
+            self._batch(ref, content, streaming=False)
+            return
         path = f"/cardkit/v1/cards/{ref.card_id}/elements/{ref.element_id}/content"
-        update = {"content": render(text, fmt), "uuid": uuid.uuid4().hex,
-                  "sequence": ref.sequence()}
         try:
-            self._api("PUT", path, update)
+            self._api("PUT", path, {"content": content, "uuid": uuid.uuid4().hex,
+                                    "sequence": ref.sequence()})
         except StreamingClosed:
-            # closed by its timeout (a long tool call): reopen it and show the text
-            self._streaming(ref, True, update["sequence"] + 1)
-            update = {**update, "uuid": uuid.uuid4().hex, "sequence": update["sequence"] + 2}
-            self._api("PUT", path, update)
-        if final:
-            self._streaming(ref, False, update["sequence"] + 1)
+            # closed by its timeout (a long tool call): reopen it, showing the text
+            self._batch(ref, content, streaming=True)
 
     def delete(self, chat_id: str, message_id: str) -> None:
         self._api("DELETE", f"/im/v1/messages/{CardRef.parse(message_id).message_id}")
@@ -305,10 +306,18 @@ class FeishuClient:
     def continuation(self, previous: str, fmt: Format) -> str:
         return open_fence(previous) if fmt == "markdown" else ""
 
-    def _streaming(self, ref: CardRef, on: bool, sequence: int) -> None:
-        settings = json.dumps({"config": {"streaming_mode": on}})
-        self._api("PATCH", f"/cardkit/v1/cards/{ref.card_id}/settings",
-                  {"settings": settings, "uuid": uuid.uuid4().hex, "sequence": sequence})
+    def _batch(self, ref: CardRef, content: str, streaming: bool) -> None:
+        """Set the text and the streaming mode in one ``batch_update``."""
+        actions = [
+            {"action": "partial_update_element",
+             "params": {"element_id": ref.element_id, "partial_element": {"content": content}}},
+            {"action": "partial_update_setting",
+             "params": {"settings": {"config": {"streaming_mode": streaming}}}},
+        ]
+        self._api("POST", f"/cardkit/v1/cards/{ref.card_id}/batch_update", {
+            "actions": json.dumps(actions, ensure_ascii=False), "uuid": uuid.uuid4().hex,
+            "sequence": ref.sequence(),
+        })
 
     def _check_shown(self, ref: CardRef) -> None:
         """MessageGone when the message was recalled: its card would take updates that no
@@ -359,8 +368,8 @@ def card_json(content: str, streaming: bool) -> str:
 
 def _route(method: str, path: str) -> str:
     if path.startswith("/cardkit"):
-        return "card." + path.rsplit("/", 1)[-1] if method != "POST" else "card.create"
-    return f"message.{method.lower()}"
+        return "card.create" if path.endswith("/cards") else "card." + path.rsplit("/", 1)[-1]
+    return "send" if method == "POST" else f"message.{method.lower()}"
 
 
 def read_error(route: str, reply: Reply) -> ChannelError:
