@@ -67,4 +67,5 @@ def to_discord(markdown: str, final: bool = False) -> str:
 def discord_units(text: str) -> int:
     """An upper bound of the rendered length in characters (escapes, bold headings), additive
     so the splitter can search it."""
-    return len(text) + sum(2 if c == "#" else c in _SPECIAL or c in _LINE_START for c in text)
+    # "#" may become "**…**"; a backtick may open a fence the renderer has to close
+    return len(text) + sum(2 if c in "#`" else c in _SPECIAL or c in _LINE_START for c in text)
