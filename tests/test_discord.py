@@ -103,7 +103,7 @@ def test_spec_validates_snowflakes_and_budgets_share_one_scope() -> None:
     ("markdown", "content"),
     [
         ("**Done**: 2*3", "**Done**: 2\\*3"),
-        ("# Title\n_it_ ~~x~~", "**Title**\n*it* ~~x~~"),
+        ("# Title\n*it* ~~x~~", "**Title**\n_it_ ~~x~~"),
         ("```py\nx = 1\n```", "```py\nx = 1\n```"),
         ("**half-writ", "**half-writ**"),
         ("see [docs](https://x.io)", "see [docs](https://x.io)"),

@@ -161,7 +161,7 @@ def test_any_cut_of_code_and_escapes_never_splits_an_entity(
     markup token of the Markdown, a fence line or a leading ``>``: the splitter cuts
     at whitespace.)"""
     cut = data.draw(st.integers(0, len(text)).filter(
-        lambda c: not text[c:].startswith((">", "`"))
+        lambda c: not text[c:].lstrip(" ").startswith((">", "`"))
         and not text[:c].rsplit("\n", 1)[-1].startswith("`")
     ))
     head, tail = text[:cut], open_fence(text[:cut]) + text[cut:]

@@ -46,7 +46,7 @@ def _pre(body: str, language: str) -> str:
 
 
 DISCORD = Dialect(
-    markers={"b": ("**", "**"), "i": ("*", "*"), "s": ("~~", "~~"), "code": ("`", "`")},
+    markers={"b": ("**", "**"), "i": ("_", "_"), "s": ("~~", "~~"), "code": ("`", "`")},
     text=escape,
     code=lambda text: text,
     link=_link,
