@@ -95,6 +95,8 @@ NOT_MODIFIED = (
     "exactly the same as a current content and reply markup of the message"
 )
 BLOCKED = "Forbidden: bot was blocked by the user"
+#: seconds a message draft stays visible after its last update
+DRAFT_TTL = 30.0
 
 
 def chat_id_param(params: dict[str, Any]) -> str:
@@ -127,6 +129,10 @@ class BotApi:
         self.knobs = knobs
         self.flood = FloodControl(knobs)
         self.blocked: set[str] = set()
+        #: False: answer sendMessageDraft as a Bot API server older than 9.3 does (404)
+        self.drafts_enabled = True
+        #: seconds a draft stays visible after its last update
+        self.draft_ttl = DRAFT_TTL
         self._methods: dict[str, Callable[[_Request], ApiReply]] = {
             "getMe": self.get_me,
             "sendMessage": self.send_message,
@@ -185,6 +191,7 @@ class BotApi:
         raw, text, mode = self._text(req.params)
         self._take_budget(req, chat_id)
         message = self.ledger.add_message(chat_id, raw, text, mode, req.now)
+        self.ledger.end_draft(chat_id)
         return self._ok(self._message_json(message, req.bot_id), message.message_id)
 
     def edit_message_text(self, req: _Request) -> ApiReply:
@@ -217,6 +224,8 @@ class BotApi:
         return self._ok(True)
 
     def send_message_draft(self, req: _Request) -> ApiReply:
+        if not self.drafts_enabled:
+            raise ApiError(404, "Not Found")
         chat_id = self._open_chat(req.params)
         if not is_private(chat_id):
             raise ApiError(400, "Bad Request: message drafts can be sent only to private chats")

@@ -74,12 +74,14 @@ class Ledger:
         self._chats: dict[str, dict[int, SandboxMessage]] = {}
         self._calls: list[SandboxCall] = []
         self._drafts: dict[str, list[SandboxDraft]] = {}
+        self._live: dict[str, SandboxDraft] = {}  #: chat -> the draft it shows now
 
     def clear(self) -> None:
         with self.cond:
             self._chats.clear()
             self._calls.clear()
             self._drafts.clear()
+            self._live.clear()
             self.cond.notify_all()
 
     def add_message(
@@ -128,7 +130,21 @@ class Ledger:
     def add_draft(self, draft: SandboxDraft) -> None:
         with self.cond:
             self._drafts.setdefault(draft.chat_id, []).append(draft)
+            self._live[draft.chat_id] = draft
             self.cond.notify_all()
+
+    def end_draft(self, chat_id: str) -> None:
+        """A real message was sent: the chat's draft preview is gone."""
+        with self.cond:
+            if self._live.pop(chat_id, None) is not None:
+                self.cond.notify_all()
+
+    def live_draft(self, chat_id: str, now: float, ttl: float) -> SandboxDraft | None:
+        """The draft the chat shows at ``now``: the latest update, unless a message replaced
+        it or it is older than ``ttl`` seconds (drafts are ephemeral)."""
+        with self.cond:
+            draft = self._live.get(chat_id)
+            return draft if draft is not None and now - draft.t <= ttl else None
 
     def record(self, call: SandboxCall) -> None:
         """Add a finished call, keeping the list in arrival order."""

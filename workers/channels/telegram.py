@@ -7,7 +7,9 @@ edits drawing on the same allowance. Every number is a TOKENRELAY_TELEGRAM_* set
 
 from __future__ import annotations
 
+import hashlib
 import re
+import uuid
 from typing import Any
 
 from tokenrelay.config import Settings, credential
@@ -42,6 +44,8 @@ TOKEN = re.compile(r"^\d+:[A-Za-z0-9_-]+$")
 
 #: calls one bot may make at once before the per-second global rate paces it
 GLOBAL_BURST = 20
+#: prefix of the message id of a segment still shown as a draft (``native=True``)
+DRAFT = "draft:"
 
 CAPABILITIES = Capabilities(
     can_edit=True, max_units=MAX_UNITS, units=utf16_units, can_delete=True, idempotent_send=False
@@ -92,6 +96,8 @@ class TelegramClient:
         self.settings = settings
         self.transport = transport
         self._base = settings.telegram_api_base
+        #: private chats whose server refused drafts (an older Bot API): send + edit there
+        self._no_drafts: set[str] = set()
 
     def __repr__(self) -> str:
         return f"TelegramClient(account={self.account!r}, api_base={self._base!r})"
@@ -109,10 +115,34 @@ class TelegramClient:
     def send(
         self, chat_id: str, text: str, fmt: Format, final: bool = False, call: Call = NO_CALL
     ) -> str:
-        # the Bot API has no idempotency key: a send whose answer is lost is not retried
         payload = self._payload(chat_id, text, fmt, final)
+        if not final and self._drafts_allowed(chat_id, call):
+            draft_id = draft_id_of(call.key)
+            if self._draft(chat_id, draft_id, payload):
+                return f"{DRAFT}{draft_id}"
+        return self._send_real(payload)
+
+    def _send_real(self, payload: dict[str, Any]) -> str:
+        # the Bot API has no idempotency key: a send whose answer is lost is not retried
         result = self._call("sendMessage", payload, idempotent=False)
         return str(result["message_id"])
+
+    def _drafts_allowed(self, chat_id: str, call: Call) -> bool:
+        """Drafts stream natively into private chats (Bot API 9.3+), when the stream asked."""
+        return call.native and chat_id.isdigit() and chat_id not in self._no_drafts
+
+    def _draft(self, chat_id: str, draft_id: int, payload: dict[str, Any]) -> bool:
+        """Show ``payload`` as the chat's draft; False when the server refuses drafts (then
+        this chat streams with sendMessage + editMessageText from now on)."""
+        reply = self.transport.post_json(
+            self._url("sendMessageDraft"), {**payload, "draft_id": draft_id}
+        )
+        if reply.body.get("ok") is True:
+            return True
+        if not drafts_refused(reply):
+            raise read_error("sendMessageDraft", reply)
+        self._no_drafts.add(chat_id)
+        return False
 
     def edit(
         self,
@@ -122,12 +152,22 @@ class TelegramClient:
         fmt: Format,
         final: bool = False,
         call: Call = NO_CALL,
-    ) -> None:
+    ) -> str | None:
         payload = self._payload(chat_id, text, fmt, final)
+        if message_id.startswith(DRAFT):
+            streaming = not final and self._drafts_allowed(chat_id, call)
+            if streaming and self._draft(chat_id, int(message_id[len(DRAFT) :]), payload):
+                return None
+            # the draft becomes a real message with the whole text (at stop, at a split, or
+            # when drafts were refused mid-stream): the core records the new id
+            return self._send_real(payload)
         payload["message_id"] = int(message_id)
         self._call("editMessageText", payload)
+        return None
 
     def delete(self, chat_id: str, message_id: str) -> None:
+        if message_id.startswith(DRAFT):
+            return  # a draft is ephemeral: it goes by itself
         self._call("deleteMessage", {"chat_id": chat_id, "message_id": int(message_id)})
 
     def settles_differently(self, text: str, fmt: Format) -> bool:
@@ -149,15 +189,29 @@ class TelegramClient:
             payload["parse_mode"] = "HTML"
         return payload
 
+    def _url(self, method: str) -> str:
+        return f"{self._base}/bot{self._token}/{method}"
+
     def _call(
         self, method: str, payload: dict[str, Any], idempotent: bool = True
     ) -> dict[str, Any]:
-        url = f"{self._base}/bot{self._token}/{method}"
-        reply = self.transport.post_json(url, payload, idempotent=idempotent)
+        reply = self.transport.post_json(self._url(method), payload, idempotent=idempotent)
         if reply.body.get("ok") is True:
             result = reply.body.get("result")
             return result if isinstance(result, dict) else {}
         raise read_error(method, reply)
+
+
+def draft_id_of(key: str) -> int:
+    """A non-zero draft id from the core's per-segment key (the same on every retry)."""
+    seed = key or uuid.uuid4().hex
+    return 1 + int(hashlib.sha256(seed.encode()).hexdigest()[:12], 16)
+
+
+def drafts_refused(reply: Reply) -> bool:
+    """The server does not know sendMessageDraft (a Bot API older than 9.3, or a proxy)."""
+    desc = str(reply.body.get("description") or "").lower()
+    return reply.status == 404 or ("method" in desc and "not found" in desc)
 
 
 def read_error(method: str, reply: Reply) -> ChannelError:
