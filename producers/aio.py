@@ -29,5 +29,6 @@ class AsyncStream:
         return await asyncio.to_thread(self.stream.take)
 
     async def stop(self, timeout: float = 30.0) -> StopResult:
+        """Stop and await the result; waiting holds no thread and no connection."""
         handle: StopHandle = await asyncio.to_thread(self.stream.stop, timeout, False)  # type: ignore[assignment]
-        return await asyncio.to_thread(handle.result, timeout)
+        return await handle.aresult(timeout)

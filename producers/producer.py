@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -16,12 +17,14 @@ from producers.aio import AsyncStream
 from producers.errors import BackendUnavailable
 from producers.pusher import Pusher
 from producers.stream import Stream
+from producers.waiter import ResultWaiter
 from tokenrelay.config import Settings, redact_url
-from workers.app import create_app
 from workers.channels import get_spec
 from workers.channels.base import FORMATS
-from workers.state import Store, validate_stream_id
-from workers.tasks import FLUSH, STOP, WATCH
+from workers.names import STOP
+from workers.state import Schedules, Store, validate_stream_id
+
+log = logging.getLogger(__name__)
 
 #: an account name (selects TOKENRELAY_<CHANNEL>_<ACCOUNT>_BOT_TOKEN)
 ACCOUNT = re.compile(r"^[A-Za-z0-9_]{1,32}$")
@@ -45,11 +48,13 @@ class StreamProducer:
         app: Celery | None = None,
     ) -> None:
         self.settings = settings or Settings.from_env()
-        self.store = store or Store.from_url(self.settings.redis_url)
-        self.app = app or create_app(
-            broker_url=self.settings.broker_url, task_default_queue=self.settings.queue
+        self.store = store or Store.from_url(
+            self.settings.redis_url, max_connections=self.settings.redis_max_connections,
+            schedules=Schedules(self.settings.queue, self.settings.shards),
         )
+        self.app = app or _sender_app(self.settings)
         self._pusher = Pusher(self)
+        self._waiter = ResultWaiter(self)
 
     def start(
         self,
@@ -93,6 +98,7 @@ class StreamProducer:
             chat, self.settings.flush_interval
         )
         meta: dict[str, str | int] = {
+            "notify": self._waiter.channel,
             "channel": channel,
             "account": account,
             "chat_id": chat,
@@ -105,12 +111,15 @@ class StreamProducer:
         if thread_ts:
             meta["thread"] = thread_ts
         try:
-            self.store.create(sid, meta, int(self.settings.stream_ttl))
+            created = self.store.create(sid, meta, int(self.settings.stream_ttl))
+            # the watchdog looks once the idle timeout could have passed (server time)
+            self.store.schedule(
+                [(sid, created + int(meta["idle_ms"]))], watch=True
+            )
         except RedisError as exc:
             raise BackendUnavailable(f"Redis unreachable: {exc}") from None
         stream = Stream(self, sid, channel, chat)
         self._pusher.add(stream)
-        self._enqueue(WATCH, sid, countdown=self.settings.idle_timeout)
         return stream
 
     @contextmanager
@@ -140,27 +149,36 @@ class StreamProducer:
             await s.stop()
 
     def close(self) -> None:
-        """Stop the background pusher (buffered tokens of open streams are pushed first)."""
+        """Stop the background pusher (buffered tokens of open streams are pushed first) and
+        the stop listener."""
         self._pusher.close()
+        self._waiter.close()
 
-    def _enqueue(
-        self, task: str, stream_id: str, countdown: float = 0.0, task_id: str | None = None
-    ) -> None:
-        """Send a task whose only argument is the stream id (never text or credentials)."""
+    def _stop(self, stream_id: str) -> None:
+        """Close the stream, put its final pass on the schedule and send the stop task (the
+        task runs it at once; the schedule makes sure it runs even if the task is lost)."""
+        try:
+            self.store.close(stream_id, "stop")
+            self.store.schedule([(stream_id, 0)])
+        except RedisError as exc:
+            raise BackendUnavailable(f"Redis unreachable: {exc}") from None
         try:
             self.app.send_task(
-                task,
-                args=[stream_id],
-                countdown=countdown or None,
-                queue=self.settings.queue,
-                task_id=task_id,
+                STOP, args=[stream_id], queue=self.settings.queue,
             )
         except (KombuError, OSError) as exc:
+            # the schedule delivers the final anyway; say so, but do not fail the stop
             broker = redact_url(self.settings.broker_url)
-            raise BackendUnavailable(f"broker unreachable at {broker}: {exc}") from None
+            log.warning("stream %s: stop task not sent (broker at %s: %s); the workers' "
+                        "schedule delivers it", stream_id, broker, exc)
 
-    def _enqueue_flush(self, stream_id: str, countdown: float, task_id: str) -> None:
-        self._enqueue(FLUSH, stream_id, countdown, task_id)
 
-    def _enqueue_stop(self, stream_id: str) -> None:
-        self._enqueue(STOP, stream_id)
+def _sender_app(settings: Settings) -> Celery:
+    """A Celery app that only sends tasks by name (the worker stack is not imported)."""
+    app = Celery("tokenrelay", set_as_current=False)
+    app.config_from_object("celeryconfig")
+    # a producer with thousands of streams shares a few broker connections
+    app.conf.update(
+        broker_url=settings.broker_url, task_default_queue=settings.queue, broker_pool_limit=4
+    )
+    return app

@@ -1,9 +1,12 @@
 """The background pusher: moves buffered tokens from streams to Redis in batches.
 
 ``emit()`` only appends to an in-process deque; this thread drains every dirty stream, sends
-one Redis pipeline per batch (append + arm, atomically per stream) and enqueues a flush task
-for each stream whose tick it armed. Every ``SWEEP_INTERVAL`` it also re-arms open streams
-whose text is not flushed yet, so a flush lost with a crashed worker is replaced in seconds.
+one Redis pipeline per batch (append + arm, atomically per stream; each chunk numbered, so a
+batch re-sent after a lost answer is applied once) and puts every stream it armed on its
+shard's flush schedule. Every ``SWEEP_INTERVAL`` it also sends a heartbeat for every open
+stream (one pipeline for all): it keeps streams of a live agent alive through long tool calls
+(the watchdog only finalizes streams whose producer went silent) and re-arms a stream whose
+schedule entry was lost.
 """
 
 from __future__ import annotations
@@ -11,13 +14,11 @@ from __future__ import annotations
 import logging
 import threading
 import time
-import uuid
 from typing import TYPE_CHECKING
 
 from redis.exceptions import RedisError
 
 from producers.errors import BackendUnavailable
-from workers.state import CLOSED, TOO_LONG, UNKNOWN
 
 if TYPE_CHECKING:
     from producers.producer import StreamProducer
@@ -25,8 +26,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: seconds between re-arm sweeps of open streams (crash resumption)
-SWEEP_INTERVAL = 0.5
+#: seconds between heartbeats of open streams (keep-alive and re-arm); at most a quarter of
+#: the idle timeout, so the watchdog never mistakes a live stream for an abandoned one
+SWEEP_INTERVAL = 1.0
 #: seconds tokens gather before the next batch (a stream's first tokens never wait: the first
 #: text is what users see first; later edits wait a flush interval anyway)
 BATCH_GAP = 0.005
@@ -37,6 +39,7 @@ class Pusher:
 
     def __init__(self, producer: StreamProducer) -> None:
         self.producer = producer
+        self.sweep_every = min(SWEEP_INTERVAL, producer.settings.idle_timeout / 4)
         self.lock = threading.Lock()  # serializes pushes, so chunks keep their order
         self._dirty: dict[str, Stream] = {}
         self._open: dict[str, Stream] = {}
@@ -84,42 +87,45 @@ class Pusher:
                             len(leftover), exc)
 
     def push(self, streams: list[Stream], arm_only: bool = False) -> None:
-        """Push the buffered tokens of ``streams`` now (in the caller's thread)."""
+        """Push the buffered tokens of ``streams`` now (in the caller's thread); ``arm_only``
+        also sends a heartbeat for streams with nothing buffered."""
         with self.lock:
             batch = []
             owners = []
             for stream in streams:
-                for chunk, mark in stream._drain():
-                    batch.append((stream.id, chunk, mark, uuid.uuid4().hex))
+                for chunk, mark, seq in stream._drain():
+                    batch.append((stream.id, chunk, mark, seq))
                     owners.append(stream)
                     stream._pushed = stream._pushed or bool(chunk)
                 if arm_only and not stream._pending:
-                    batch.append((stream.id, b"", False, uuid.uuid4().hex))
+                    batch.append((stream.id, b"", False, stream._seq))  # applied already: a beat
                     owners.append(stream)
             if not batch:
                 return
             settings = self.producer.settings
             try:
                 answers = self.producer.store.push_many(batch, settings.max_stream_chars * 4)
+                armed = [(s.id, due) for s, (answer, due) in zip(owners, answers, strict=True)
+                         if answer == "armed"]
+                self.producer.store.schedule(armed)
             except RedisError as exc:
-                # the drained chunks stay in each stream's _pending and go out with the next try
+                # the drained chunks stay in each stream's _pending and go out with the next
+                # try; their numbers make sure Redis applies each of them once
                 raise BackendUnavailable(f"Redis unreachable: {exc}") from None
             for stream in streams:
                 stream._pending.clear()
-            for (_, _, _, task_id), stream, answer in zip(batch, owners, answers, strict=True):
-                if answer >= 0:
-                    self.producer._enqueue_flush(stream.id, answer / 1000.0, task_id)
-                elif answer in (CLOSED, UNKNOWN, TOO_LONG):
+            for stream, (answer, _) in zip(owners, answers, strict=True):
+                if answer in ("closed", "unknown", "too_long"):
                     stream._rejected(answer)
 
     def _run(self) -> None:
         last_sweep = time.monotonic()
         while not self._stopping:
-            self._wake.wait(SWEEP_INTERVAL)
+            self._wake.wait(self.sweep_every)
             self._wake.clear()
             dirty = self._take_dirty()
             now = time.monotonic()
-            sweep = now - last_sweep >= SWEEP_INTERVAL
+            sweep = now - last_sweep >= self.sweep_every
             if sweep:
                 last_sweep = now
                 dirty = list({s.id: s for s in dirty + list(self._open.values())}.values())

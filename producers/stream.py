@@ -7,17 +7,20 @@ import time
 from collections import deque
 from typing import TYPE_CHECKING
 
-from producers.errors import StopTimeout, StreamClosed, StreamTooLong, TokenRelayError
+from producers.errors import (
+    BackendUnavailable,
+    StopTimeout,
+    StreamClosed,
+    StreamTooLong,
+    TokenRelayError,
+)
 from tokenrelay.results import StopResult
-from workers.state import CLOSED, TOO_LONG
 
 if TYPE_CHECKING:
     from producers.producer import StreamProducer
 
 #: marks a tool-call boundary in the token buffer
 _BOUNDARY = object()
-#: seconds without a live stop task (no lease, no result) before stop() enqueues it again
-STOP_REDELIVER_AFTER = 3.0
 
 
 def _utf8(parts: list[str]) -> bytes:
@@ -41,7 +44,10 @@ class Stream:
         self.channel = channel
         self.chat_id = chat_id
         self._buf: deque[object] = deque()
-        self._pending: list[tuple[bytes, bool]] = []
+        #: chunks drained but not confirmed by Redis: (bytes, tool boundary, sequence number);
+        #: re-sent until confirmed, applied once thanks to the number
+        self._pending: list[tuple[bytes, bool, int]] = []
+        self._seq = 0
         self._dirty = False
         self._pushed = False  # any text reached Redis yet (the first tokens skip batching)
         self._closed = False
@@ -49,6 +55,7 @@ class Stream:
         self._tail = ""
         self._limit = producer.settings.max_stream_chars
         self._rejection: str | None = None
+        self._rejection_type: type[TokenRelayError] = StreamClosed
         self._stop_lock = threading.Lock()
         self._handle: StopHandle | None = None
 
@@ -64,7 +71,8 @@ class Stream:
         if not isinstance(token, str):
             raise TypeError(f"emit() takes str tokens, not {type(token).__name__}")
         if self._closed:
-            raise StreamClosed(f"stream {self.id} is stopped; emit() after stop()")
+            stopped = f"stream {self.id} is stopped; emit() after stop()"
+            raise StreamClosed(self._rejection or stopped)
         if not token:
             return
         if self._chars + len(token) > self._limit:
@@ -99,7 +107,7 @@ class Stream:
         """Push buffered tokens to Redis now. BackendUnavailable if Redis cannot be reached."""
         self.producer._pusher.push([self])
         if self._rejection:
-            raise TokenRelayError(self._rejection)
+            raise self._rejection_type(self._rejection)
 
     def take(self, timeout: float = 10.0) -> str:
         """Seed-compatible: remove and return the text the chat does not show yet.
@@ -128,10 +136,13 @@ class Stream:
         with self._stop_lock:
             if self._handle is None:
                 self._closed = True
-                self.flush()
+                try:
+                    self.producer._pusher.push([self])
+                except BackendUnavailable:
+                    self._closed = False  # nothing lost: stop() can be called again
+                    raise
                 self.producer._pusher.discard(self)
-                self.producer.store.close(self.id, "stop")
-                self.producer._enqueue_stop(self.id)
+                self.producer._stop(self.id)
                 self._handle = StopHandle(self.producer, self.id)
         if not wait:
             return self._handle
@@ -145,21 +156,30 @@ class Stream:
         for _ in range(len(self._buf)):
             item = self._buf.popleft()
             if item is _BOUNDARY:
-                self._pending.append((_utf8(parts), True))
+                self._seq += 1
+                self._pending.append((_utf8(parts), True, self._seq))
                 parts = []
             else:
                 parts.append(item)  # type: ignore[arg-type]
         if parts:
-            self._pending.append((_utf8(parts), False))
+            self._seq += 1
+            self._pending.append((_utf8(parts), False, self._seq))
         return list(self._pending)
 
-    def _rejected(self, answer: int) -> None:
-        if answer == CLOSED:
-            self._rejection = f"stream {self.id} was closed by a worker (watchdog or stop)"
-        elif answer == TOO_LONG:
+    def _rejected(self, answer: str) -> None:
+        if answer == "closed":
+            self._rejection = (
+                f"stream {self.id} was finalized by the workers (the watchdog saw no tokens and "
+                "no heartbeat for its idle timeout, or it was stopped elsewhere)"
+            )
+        elif answer == "too_long":
             self._rejection = f"stream {self.id} exceeds its maximum length"
+            self._rejection_type = StreamTooLong
         else:
-            self._rejection = f"stream {self.id} is unknown or expired in Redis"
+            self._rejection = (
+                f"stream {self.id}: stream state lost (Redis no longer has it: restart without "
+                "persistence, eviction, or its keys expired)"
+            )
         self._closed = True
 
 
@@ -175,27 +195,27 @@ class StopHandle:
         return self._result is not None or self.producer.store.result(self.stream_id) is not None
 
     def result(self, timeout: float = 30.0) -> StopResult:
-        """Wait up to ``timeout`` s for the stop task's result; StopTimeout after that."""
-        if self._result is not None:
-            return self._result
-        store = self.producer.store
-        deadline = time.monotonic() + timeout
-        unattended = 0.0
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise StopTimeout(
-                    f"stream {self.stream_id}: no final result within {timeout} s; "
-                    "the workers keep delivering it"
-                )
-            step = min(1.0, left)
-            if store.wait_done(self.stream_id, step):
-                raw = store.result(self.stream_id)
-                if raw is not None:
-                    self._result = StopResult.from_dict(raw)
-                    return self._result
-            unattended = 0.0 if store.stop_attended(self.stream_id) else unattended + step
-            if unattended >= STOP_REDELIVER_AFTER:
-                # the worker that had the stop task died: hand it to another one
-                self.producer._enqueue_stop(self.stream_id)
-                unattended = 0.0
+        """Wait up to ``timeout`` s for the final result; StopTimeout after that.
+
+        The wait holds no Redis connection: the producer's one listener wakes it.
+        """
+        if self._result is None:
+            self._result = self._read(self.producer._waiter.wait(self.stream_id, timeout), timeout)
+        return self._result
+
+    async def aresult(self, timeout: float = 30.0) -> StopResult:
+        """The asyncio twin of :meth:`result` (no thread per waiting stop)."""
+        if self._result is None:
+            raw = await self.producer._waiter.await_result(self.stream_id, timeout)
+            self._result = self._read(raw, timeout)
+        return self._result
+
+    def _read(self, raw: dict | None, timeout: float) -> StopResult:
+        if raw is None:
+            raise StopTimeout(
+                f"stream {self.stream_id}: no final result within {timeout} s; "
+                "the workers keep delivering it"
+            )
+        if raw.get("lost"):
+            return StopResult.lost(self.stream_id)
+        return StopResult.from_dict(raw)

@@ -47,20 +47,37 @@ def test_push_survives_redis_forgetting_its_scripts() -> None:
     with RedisServer() as server:  # our own server: SCRIPT FLUSH touches nobody else's
         store = Store.from_url(server.url)
         store.create("s1", {"interval_ms": 1000}, 60)
-        assert store.push_many([("s1", b"one", False, "t1")], 100) == [0]
+        assert store.push_many([("s1", b"one", False, 1)], 100)[0][0] == "armed"
         store.redis.script_flush()
-        assert store.push_many([("s1", b" two", False, "t2")], 100) == [-1]
+        assert store.push_many([("s1", b" two", False, 2)], 100) == [("quiet", -1)]
         assert store.redis.get(Keys.of("s1").text) == b"one two"
 
 
-def test_a_dead_broker_is_a_clear_error_not_a_hang(redis_url) -> None:
-    env = {"TOKENRELAY_BROKER_URL": "redis://:pw@127.0.0.1:1/0", "TOKENRELAY_REDIS_URL": redis_url}
-    producer = StreamProducer(Settings.from_env(env))
+def test_a_chunk_resent_after_a_lost_answer_is_applied_once() -> None:
+    from workers.state import Keys, Store
+
+    with RedisServer() as server:
+        store = Store.from_url(server.url)
+        store.create("s2", {"interval_ms": 1000}, 60)
+        store.push_many([("s2", b"one", False, 1), ("s2", b" two", True, 2)], 100)
+        # the answer was lost: the pusher sends the same numbered chunks again
+        store.push_many([("s2", b"one", False, 1), ("s2", b" two", True, 2)], 100)
+        store.push_many([("s2", b" three", False, 3)], 100)
+        assert store.redis.get(Keys.of("s2").text) == b"one two three"
+        assert store.redis.lrange(Keys.of("s2").marks, 0, -1) == [b"7"]
+
+
+def test_a_dead_broker_does_not_stop_delivery(settings, worker, telegram, caplog) -> None:
+    from dataclasses import replace
+
+    stuck = StreamProducer(replace(settings, broker_url="redis://:pw@127.0.0.1:1/0"))
     try:
+        stream = stuck.start(channel="telegram", chat_id="99301")
+        stream.emit("the broker is down, the schedule still delivers")
         t0 = time.monotonic()
-        with pytest.raises(BackendUnavailable, match="broker unreachable") as info:
-            producer.start(channel="telegram", chat_id="42")
-        assert time.monotonic() - t0 < 15
-        assert "pw" not in str(info.value)
+        result = stream.stop(timeout=30)
+        assert result.all_sent and time.monotonic() - t0 < 30
+        assert telegram.texts("99301") == ["the broker is down, the schedule still delivers"]
+        assert "stop task not sent" in caplog.text and ":pw@" not in caplog.text
     finally:
-        producer.close()
+        stuck.close()

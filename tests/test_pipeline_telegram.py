@@ -186,35 +186,77 @@ def test_async_stream(producer, telegram, chat_id) -> None:
 def test_watchdog_finalizes_a_stream_whose_agent_went_silent(settings, worker, telegram) -> None:
     from dataclasses import replace
 
-    from producers import StreamProducer
+    from producers import StopHandle, StreamProducer
 
     quiet = StreamProducer(replace(settings, idle_timeout=1.0))
     try:
         chat = "77001"
         stream = quiet.start(channel="telegram", chat_id=chat)
         stream.emit("the agent crashed after this")
-        assert quiet.store.wait_done(stream.id, 10), "the watchdog published a result"
-        result = quiet.store.result(stream.id)
-        assert result["all_sent"] and result["how"] == "streamed"
+        stream.flush()
+        quiet._pusher.discard(stream)  # the agent is gone: no heartbeat any more
+        result = StopHandle(quiet, stream.id).result(timeout=10)
+        assert result.all_sent and result.how == "streamed"
         assert quiet.store.meta(stream.id)["close_reason"] == "abandoned"
         assert telegram.texts(chat) == ["the agent crashed after this"]
     finally:
         quiet.close()
 
 
-def test_edits_keep_the_interval_even_with_duplicate_flush_tasks(
+def test_a_live_agent_in_a_long_tool_call_is_not_finalized(settings, worker, telegram) -> None:
+    from dataclasses import replace
+
+    from producers import StreamProducer
+
+    patient = StreamProducer(replace(settings, idle_timeout=1.0))
+    try:
+        chat = "77002"
+        stream = patient.start(channel="telegram", chat_id=chat)
+        stream.emit("calling a slow tool")
+        stream.tool_message("⏳ this takes a while")
+        # three idle timeouts without a token: the heartbeat keeps the stream alive
+        deadline = time.monotonic() + 3.5
+        while time.monotonic() < deadline:
+            assert patient.store.meta(stream.id)["status"] == "open", "finalized while alive"
+            time.sleep(0.25)
+        stream.emit("done.")
+        result = stream.stop(timeout=20)
+        assert result.all_sent
+        assert telegram.texts(chat) == ["calling a slow tool\n\n⏳ this takes a while\n\ndone."]
+    finally:
+        patient.close()
+
+
+def test_emit_after_the_watchdog_finalized_says_so(settings, worker, telegram) -> None:
+    from dataclasses import replace
+
+    from producers import StopHandle, StreamClosed, StreamProducer
+
+    quiet = StreamProducer(replace(settings, idle_timeout=1.0))
+    try:
+        stream = quiet.start(channel="telegram", chat_id="77003")
+        stream.emit("first words")
+        stream.flush()
+        quiet._pusher.discard(stream)  # silent (a hung agent)
+        StopHandle(quiet, stream.id).result(timeout=10)
+        with pytest.raises(StreamClosed, match="finalized by the workers"):
+            stream.emit("too late")
+            stream.flush()
+    finally:
+        quiet.close()
+
+
+def test_edits_keep_the_interval_even_with_duplicate_schedule_entries(
     producer, telegram, chat_id
 ) -> None:
-    from workers.tasks import FLUSH
-
     interval = 0.4
     stream = producer.start(channel="telegram", chat_id=chat_id, interval=interval)
     words = [f"w{i} " for i in range(300)]
     for i, word in enumerate(words):
         stream.emit(word)
-        if i % 60 == 30:  # stray duplicates, as a redelivered or replayed message would be
+        if i % 60 == 30:  # stray "due now" entries, as a re-arm or a replayed claim would be
             for _ in range(3):
-                producer.app.send_task(FLUSH, args=[stream.id], queue=producer.settings.queue)
+                producer.store.schedule([(stream.id, 0)])
         time.sleep(0.01)
     assert stream.stop(timeout=20).all_sent
     assert telegram.texts(chat_id) == ["".join(words).strip()]
@@ -228,19 +270,33 @@ def test_edits_keep_the_interval_even_with_duplicate_flush_tasks(
     assert min(gaps) >= interval - 0.02, gaps
 
 
-def test_rerunning_any_task_changes_nothing_visible(producer, telegram, chat_id) -> None:
+def test_rerunning_any_step_changes_nothing_visible(producer, telegram, chat_id) -> None:
     from workers import runtime
+    from workers.engine import watch
+    from workers.names import STOP
 
     stream = producer.start(channel="telegram", chat_id=chat_id)
     stream.emit("exactly once")
     first = stream.stop(timeout=20)
     calls = telegram.count(chat_id=chat_id)
     flusher = runtime.flusher()
-    assert flusher.stop(stream.id).result == first.to_dict()
-    assert flusher.flush(stream.id, "replayed-task-id").action == "idle"
-    assert flusher.watch(stream.id).action == "idle"
-    assert telegram.count(chat_id=chat_id) == calls
+    assert flusher.run(stream.id).status == "closed"
+    assert watch(flusher.store, flusher.settings, stream.id) == -1
+    # a redelivered stop task: the same task id, as the broker would redeliver it
+    task_id = "redelivered-stop-" + stream.id
+    for _ in range(2):
+        producer.app.send_task(STOP, args=[stream.id], queue=producer.settings.queue,
+                               task_id=task_id)
+    producer.store.schedule([(stream.id, 0)])
+    assert not telegram.wait_for(lambda e: e.count(chat_id=chat_id) > calls, timeout=1.5)
     assert telegram.texts(chat_id) == ["exactly once"]
+    assert stop_result_of(producer, stream.id) == first
+
+
+def stop_result_of(producer, stream_id):
+    from producers import StopHandle
+
+    return StopHandle(producer, stream_id).result(timeout=5)
 
 
 def test_a_code_block_split_across_messages_stays_code(producer, telegram, chat_id) -> None:
@@ -302,15 +358,13 @@ def test_stop_without_waiting_returns_a_handle(producer, telegram, chat_id) -> N
     assert telegram.texts(chat_id) == ["later"]
 
 
-def test_a_lost_stop_task_is_sent_again(producer, telegram, chat_id) -> None:
+def test_a_stop_whose_schedule_entry_was_lost_still_delivers(producer, telegram, chat_id) -> None:
     from producers import StopHandle
 
     stream = producer.start(channel="telegram", chat_id=chat_id, interval=30)
-    stream.emit("the stop task for this stream was lost")
+    stream.emit("the stop task and schedule entry for this stream were lost")
     stream.flush()
-    producer.store.close(stream.id)  # closed, but no stop task was ever enqueued
-    t0 = time.monotonic()
+    producer.store.close(stream.id)  # closed, but nothing scheduled its final pass
     result = StopHandle(producer, stream.id).result(timeout=20)
     assert result.all_sent
-    assert time.monotonic() - t0 >= 2.5, "re-sent only after nobody attended the stop"
-    assert telegram.texts(chat_id) == ["the stop task for this stream was lost"]
+    assert telegram.texts(chat_id) == ["the stop task and schedule entry for this stream were lost"]

@@ -42,27 +42,30 @@ def own_queue(settings_env):
 
 
 def test_lease_and_version_fence_off_a_stale_worker(producer, chat_id) -> None:
+    from workers.state import Offsets
+
     stream = producer.start(channel="telegram", chat_id=chat_id)
+    producer.store.close(stream.id)  # a closing stream: begin hands out its final pass
     store: Store = producer.store
     first, second = owner_token(), owner_token()
-    assert store.acquire(stream.id, first, 200) == 1
-    assert store.acquire(stream.id, second, 200) > 1, "one writer at a time"
-    version = store.load(stream.id).sent.version
+    begun = store.begin(stream.id, first, 200)
+    assert begun.status == "ok"
+    assert store.begin(stream.id, second, 200).status == "busy", "one writer at a time"
+    version = begun.snapshot.sent.version
     store.redis.delete(Keys.of(stream.id).lease)  # the first owner's lease ran out
-    assert store.acquire(stream.id, second, 5000) == 1
+    taken = store.begin(stream.id, second, 5000)
+    assert taken.status == "ok" and taken.snapshot.taken_over, "a take-over is known as one"
     assert not store.renew(stream.id, first, 5000)
     stale = SentState(version=version)
-    assert store.commit(
-        stream.id, first, stale, flushed_b=0, delivered_b=0, read_b=0, read_c=0, stamp=False
-    ) == -1, "a stale owner cannot write"
-    assert store.commit(
-        stream.id, second, stale, flushed_b=0, delivered_b=0, read_b=0, read_c=0, stamp=False
-    ) == version + 1
-    assert store.commit(
-        stream.id, second, stale, flushed_b=0, delivered_b=0, read_b=0, read_c=0, stamp=False
-    ) == -1, "and nobody writes on top of a version it did not read"
+    zero = Offsets(0, 0, 0, 0)
+    assert store.commit(stream.id, first, stale, zero, stamp=False) == -1, "a stale owner"
+    assert store.commit(stream.id, second, stale, zero, stamp=False) == version + 1
+    assert store.commit(stream.id, second, stale, zero, stamp=False) == -1, (
+        "and nobody writes on top of a version it did not read"
+    )
     assert not store.release(stream.id, first), "only the owner releases"
     assert store.release(stream.id, second)
+    assert not store.begin(stream.id, first, 200).snapshot.taken_over, "a clean release"
 
 
 def test_two_workers_never_duplicate_or_move_a_chat_backwards(own_queue, telegram) -> None:

@@ -62,8 +62,19 @@ class Settings:
     final_deadline: float = 900.0
     #: seconds for one HTTP request to a chat platform (connect + read)
     http_timeout: float = 10.0
-    #: Celery worker threads (I/O bound work)
-    worker_concurrency: int = 32
+    #: Celery worker threads (stop tasks: one final pass each)
+    worker_concurrency: int = 16
+    #: threads of each worker process's flush engine (passes in flight at once; HTTP bound)
+    flush_threads: int = 64
+    #: schedules the due streams are spread over (Redis Cluster: one slot each)
+    shards: int = 8
+    #: seconds a finished stream's keys and result are kept once its result is published
+    result_ttl: float = 3600.0
+    #: seconds after a call whose answer was lost (or a take-over) during which an older edit
+    #: may still land; the final text is shown again after that
+    late_write_grace: float = 5.0
+    #: most Redis connections one producer process opens (all its threads share them)
+    redis_max_connections: int = 16
     #: Telegram Bot API base URL (point it at the sandbox for tests and the demo)
     telegram_api_base: str = "https://api.telegram.org"
     #: seconds between edits in Telegram group chats (negative chat ids)
@@ -98,6 +109,13 @@ class Settings:
             final_deadline=_number(env, "FINAL_DEADLINE", cls.final_deadline, 1.0),
             http_timeout=_number(env, "HTTP_TIMEOUT", cls.http_timeout, 0.1),
             worker_concurrency=int(_number(env, "WORKER_CONCURRENCY", cls.worker_concurrency, 1)),
+            flush_threads=int(_number(env, "FLUSH_THREADS", cls.flush_threads, 1)),
+            shards=int(_number(env, "SHARDS", cls.shards, 1)),
+            result_ttl=_number(env, "RESULT_TTL", cls.result_ttl, 1.0),
+            late_write_grace=_number(env, "LATE_WRITE_GRACE", cls.late_write_grace, 0.0),
+            redis_max_connections=int(
+                _number(env, "REDIS_MAX_CONNECTIONS", cls.redis_max_connections, 2)
+            ),
             telegram_api_base=api_base,
             telegram_group_interval=_number(
                 env, "TELEGRAM_GROUP_INTERVAL", cls.telegram_group_interval, 0.05

@@ -1,5 +1,17 @@
-"""tokenrelay workers: ``celery -A workers worker`` finds the app here."""
+"""tokenrelay workers: ``celery -A workers worker`` finds the app here.
 
-from workers.app import app
+The app is built on first access of ``workers.app``, so producers, which import only
+``workers.state`` and the channel specs, never build it as a side effect.
+"""
 
-__all__ = ["app"]
+from __future__ import annotations
+
+from typing import Any
+
+
+def __getattr__(name: str) -> Any:
+    if name == "app":
+        from workers.app import app
+
+        return app
+    raise AttributeError(name)

@@ -1,8 +1,11 @@
-"""The Celery application: built from ``celeryconfig`` and the task module, nothing else."""
+"""The Celery application: built from ``celeryconfig``, the task module and the flush engine's
+bootstep, nothing else."""
 
 from __future__ import annotations
 
 from celery import Celery
+
+from workers.bootsteps import FlushEngineStep
 
 
 def create_app(**overrides: object) -> Celery:
@@ -11,6 +14,7 @@ def create_app(**overrides: object) -> Celery:
     app.config_from_object("celeryconfig")
     if overrides:
         app.conf.update(overrides)
+    app.steps["worker"].add(FlushEngineStep)
     return app
 
 

@@ -247,3 +247,34 @@ def delivered_until(segments: Sequence[Segment], text_end: int) -> int:
             return seg.shown if seg.message_id is not None else upto
         upto = target
     return upto
+
+
+def reassert(window: Window, segments: Sequence[Segment], ops: Sequence[Op]) -> tuple[Op, ...]:
+    """Add an edit of every shown segment that no op touches yet: the chat shows each message's
+    text again, so an older edit that landed late (a lost answer, a stale worker) is not the
+    last word. An edit that changes nothing costs one "not modified"."""
+    planned = {op.index for op in ops}
+    extra = [
+        Op("edit", i, seg.start, seg.shown, seg.message_id)
+        for i, seg in enumerate(segments)
+        if i not in planned and seg.message_id is not None and seg.shown > seg.start
+        and seg.start >= window.base
+    ]
+    return tuple(sorted([*ops, *extra], key=lambda op: op.index))
+
+
+def settle_orphans(
+    segments: Sequence[Segment], orphans: Sequence[tuple[int, str]]
+) -> tuple[tuple[Segment, ...], list[str]]:
+    """Messages a stale worker created but never recorded: adopt one as its segment's message
+    when that segment has none yet (it is edited to the right text next), else it is a copy to
+    delete. Returns the segments and the message ids to delete."""
+    segs = list(segments)
+    copies = []
+    for index, message_id in orphans:
+        if 0 <= index < len(segs) and segs[index].message_id is None:
+            seg = segs[index]
+            segs[index] = replace(seg, message_id=message_id, shown=seg.start, sealed=False)
+        elif not any(s.message_id == message_id for s in segs):
+            copies.append(message_id)
+    return tuple(segs), copies

@@ -1,48 +1,55 @@
-"""Flush and stop a stream: load it, ask the planner, call the channel, record the sent state.
+"""One pass over one stream, in four steps: begin (one Redis call: tick, lease, snapshot) ->
+plan (pure, ``workers.delivery``) -> perform (channel calls under the lease) -> end (one Redis
+call: commit, release, settle; or finish: publish the result).
 
-This is the I/O shell around the pure planner (``workers.delivery``); the Celery tasks are thin
-shells around :class:`Flusher`. Every error type a channel raises is handled here, once.
+An open stream gets an interim pass (what the producer wrote so far, if the budget allows); a
+closing stream gets its final pass (everything unsent, first in line for budgets, then the
+StopResult). The flush engine and the stop task both run passes; the lease makes one at a time
+happen. Every error type a channel raises is handled here, once.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
-import uuid
+import time
 from dataclasses import dataclass, replace
-from typing import Any, Literal
+from typing import Any
 
 from tokenrelay.config import ConfigError, Settings
 from tokenrelay.results import How, StopResult
 from workers import delivery
+from workers.backoff import backoff
 from workers.channels import ClientCache
-from workers.channels import base as errors
+from workers.channels import errors as errs
 from workers.channels.base import Call, ChannelClient, Format
-from workers.lease import Lease, LeaseKeeper, LeaseLost
+from workers.channels.http import guarded
+from workers.lease import Lease, LeaseKeeper, LeaseLost, owner_token
 from workers.ratelimit import RateLimiter
 from workers.sent import SentState
-from workers.state import Snapshot, Store, now_ms
+from workers.state import Offsets, Snapshot, Store
 
 log = logging.getLogger(__name__)
 
 #: smallest per-message limit a stream falls back to after the platform says "too long"
 MIN_UNITS = 256
-#: longest pause between two attempts of a final delivery after server errors, seconds
-MAX_FINAL_BACKOFF = 30.0
+#: longest pause between two attempts after server errors, seconds
+MAX_BACKOFF = 30.0
 
 
 @dataclass(frozen=True)
-class Outcome:
-    """What the task shell must do next."""
+class Next:
+    """What a pass leaves to the scheduler: run the stream again at ``due_ms`` (server time;
+    -1: nothing to do until a push arms it), and the result once published."""
 
-    action: Literal["idle", "flush_again", "busy", "retry", "done"]
-    delay: float = 0.0
+    due_ms: int = -1
     result: dict[str, Any] | None = None
-    #: Celery task id of the next flush in the stream's chain
-    next_id: str | None = None
+    #: why the pass ended: ok, idle, early, busy, closed, gone, fenced
+    status: str = "ok"
 
 
 class Flusher:
-    """Delivers streams; one per worker process, shared by its threads."""
+    """Runs passes; one per worker process, shared by its threads."""
 
     def __init__(self, store: Store, settings: Settings, clients: ClientCache | None = None):
         self.store = store
@@ -51,111 +58,74 @@ class Flusher:
         self.clients = clients or ClientCache(settings)
         self.limiter = RateLimiter(store)
 
-    def flush(self, stream_id: str, task_id: str) -> Outcome:
-        """An interim flush: show what the producer has written so far, if the budget allows.
-
-        ``task_id`` is this flush's Celery task id; only the flush the stream's tick names
-        continues the chain (see settle.lua).
-        """
-        current = self.store.tick(stream_id)
-        if current is not None and current != task_id:
-            return Outcome("idle")  # a duplicate: the stream's tick names another flush
-        next_id = uuid.uuid4().hex
-        with self.leases.hold(stream_id) as lease:
-            if not isinstance(lease, Lease):
-                # held by the stop task, a duplicate, or a crashed worker whose lease runs out
-                # by then: look again after that, if this flush still owns the chain
-                if self.store.settle(stream_id, task_id, next_id, max(1, lease)):
-                    return Outcome("busy", delay=lease / 1000.0, next_id=next_id)
-                return Outcome("idle")
-            snap = self.store.load(stream_id)
-            defer = None
-            if snap.status == "open":
-                run = _Run(self, snap, lease, final=False)
-                run.execute()
-                defer = run.defer
-        if not self.store.settle(stream_id, task_id, next_id, int((defer or 0) * 1000)):
-            return Outcome("idle")
-        interval = int(snap.meta.get("interval_ms", 1000)) / 1000.0
-        delay = interval if defer is None else max(defer, 0.01)
-        return Outcome("flush_again", delay=delay, next_id=next_id)
-
-    def stop(self, stream_id: str) -> Outcome:
-        """The final flush: deliver everything still unsent, then publish the StopResult."""
-        done = self.store.result(stream_id)
-        if done is not None:
-            return Outcome("done", result=done)
-        with self.leases.hold(stream_id) as lease:
-            if not isinstance(lease, Lease):
-                return Outcome("busy", delay=lease / 1000.0)
-            if self.store.close(stream_id, "stop") is None:
-                return Outcome("idle")
-            snap = self.store.load(stream_id)
-            run = _Run(self, snap, lease, final=True)
-            run.execute()
-            if run.lease_lost:
-                return Outcome("busy", delay=self.settings.lease_ttl)
-            closed_ms = int(snap.meta.get("closed_ms") or now_ms())
-            overdue = now_ms() - closed_ms > self.settings.final_deadline * 1000
-            if run.defer is not None and run.state.failure is None and not overdue:
-                self.store.set_meta(stream_id, "stop_due_ms", now_ms() + int(run.defer * 1000))
-                return Outcome("retry", delay=run.defer)
-            gave_up = self.settings.final_deadline if run.defer is not None else None
-            result = stop_result(snap, run.state, gave_up).to_dict()
-            if not self.store.finish(stream_id, lease.token, result):
-                result = self.store.result(stream_id) or result
-        return Outcome("done", result=result)
-
-    def watch(self, stream_id: str) -> Outcome:
-        """The watchdog: finalize a stream whose producer went silent (crashed agent)."""
-        meta = self.store.meta(stream_id)
-        if not meta or meta.get("status") == "closed":
-            return Outcome("idle")
-        idle_ms = int(meta.get("idle_ms") or self.settings.idle_timeout * 1000)
-        quiet_ms = now_ms() - int(meta.get("touched_ms") or 0)
-        if meta.get("status") == "open" and quiet_ms < idle_ms:
-            return Outcome("retry", delay=(idle_ms - quiet_ms) / 1000.0)
-        log.warning("stream %s: no tokens for %d s, finalizing it", stream_id, quiet_ms // 1000)
-        self.store.close(stream_id, "abandoned")
-        return self.stop(stream_id)
+    def run(self, stream_id: str) -> Next:
+        """One pass: interim for an open stream, final for a closing one."""
+        token = owner_token()
+        sent_at = time.monotonic()
+        begun = self.store.begin(stream_id, token, self.leases.ttl_ms)
+        if begun.snapshot is None:
+            due = begun.due_ms if begun.status in ("early", "busy") else -1
+            return Next(due, status=begun.status)
+        lease = self.leases.track(stream_id, token, sent_at)
+        try:
+            return _Pass(self, begun.snapshot, lease).execute()
+        finally:
+            self.leases.untrack(lease)
 
 
-class _Run:
-    """One pass over one stream: plan, then perform the ops in order until one is held back."""
+class _Pass:
+    """Plan, then perform the ops in order until one is held back; then end or finish."""
 
-    def __init__(self, flusher: Flusher, snap: Snapshot, lease: Lease, final: bool) -> None:
+    def __init__(self, flusher: Flusher, snap: Snapshot, lease: Lease) -> None:
         self.f = flusher
         self.snap = snap
         self.lease = lease
-        self.final = final
+        self.final = snap.status == "closing"
         self.state: SentState = snap.sent
         self.chat = snap.meta["chat_id"]
         self.fmt: Format = snap.meta.get("format", "text")  # type: ignore[assignment]
-        self.defer: float | None = None
-        self.lease_lost = False
+        self.started = time.monotonic()
+        #: ms to wait before the next pass (None: no reason to wait)
+        self.defer_ms: int | None = None
+        self.ticket_ms = snap.ticket_ms
         self.performed = 0
+        #: messages this pass created and has not committed yet: handed over if fenced
+        self.created: list[tuple[int, str]] = []
+        self.orphans_done = 0
+        if snap.taken_over:
+            self.state = replace(
+                self.state.bump("takeovers"), doubt_ms=max(self.state.doubt_ms, self._doubt())
+            )
 
-    def execute(self) -> None:
-        """Deliver what the plan says and commit; a lost lease ends the pass quietly."""
-        try:
-            self._execute()
-        except LeaseLost:
-            log.warning("stream %s: lease lost, another worker continues", self.snap.stream_id)
-            self.lease_lost = True
+    def now_ms(self) -> int:
+        """The server's clock now, from the snapshot's reading plus the time since."""
+        return self.snap.now_ms + int((time.monotonic() - self.started) * 1000)
 
-    def _execute(self) -> None:
+    def _doubt(self) -> int:
+        """Until when an older call of ours or of a previous holder may still land."""
+        return self.now_ms() + int(self.f.settings.late_write_grace * 1000)
+
+    # the pass --------------------------------------------------------------------------------
+    def execute(self) -> Next:
         try:
-            client = self.f.clients.get(self.snap.meta["channel"], self.snap.meta["account"])
-        except (errors.PermanentFailure, ConfigError) as exc:
-            self.state = replace(self.state, failure=str(exc))
-            self._commit(complete=True)
-            return
-        if self.state.failure is None:
-            self._deliver(client)
-        self._commit(complete=self.defer is None, stamp=self.performed > 0)
+            try:
+                client = self.f.clients.get(self.snap.meta["channel"], self.snap.meta["account"])
+            except (errs.PermanentFailure, ConfigError) as exc:
+                self.state = replace(self.state, failure=str(exc))
+            else:
+                if self.state.failure is None:
+                    with guarded(self.lease.deadline, lambda: self.f.leases.check(self.lease)):
+                        self._deliver(client)
+            return self._end()
+        except LeaseLost as exc:
+            log.warning("stream %s: lease lost (%s); another worker continues",
+                        self.snap.stream_id, exc)
+            self._hand_over()
+            return Next(self.now_ms() + self.f.leases.ttl_ms, status="fenced")
 
     def _deliver(self, client: ChannelClient) -> None:
         caps = client.capabilities
+        self._settle_orphans(client)
         max_units = int(self.snap.meta.get("max_units") or caps.max_units)
         limits = delivery.Limits(max_units, caps.units, caps.can_edit)
         horizon = None
@@ -167,51 +137,104 @@ class _Run:
         ops = plan.ops
         if self.final and caps.can_edit:
             ops = delivery.seal(
-                self.snap.window,
-                self.state.segments,
-                ops,
+                self.snap.window, self.state.segments, ops,
                 lambda seg, text: not seg.plain
                 and client.settles_differently(seg.lead + text, self.fmt),
             )
+            if self.state.doubt_ms:
+                if self.now_ms() < self.state.doubt_ms:
+                    # an older edit may still land: deliver now, show it all again after that
+                    self.defer_ms = self.state.doubt_ms - self.now_ms()
+                else:
+                    ops = delivery.reassert(self.snap.window, self.state.segments, ops)
+                    self.state = replace(self.state, doubt_ms=0)
         budgets = client.budgets(self.chat)
         for op in ops:
-            # the stream's first message is what the user waits for: it gets the finals' share
+            # the stream's first message is what the user waits for: it goes with the finals
             first = op.kind == "send" and not any(s.message_id for s in self.state.segments)
-            wait = self.f.limiter.take(budgets, self.final or first)
-            if wait > 0:
-                self.defer = wait
+            wait_ms, ticket = self.f.limiter.take(budgets, self.final or first, self.ticket_ms)
+            if wait_ms > 0:
+                self.state = self.state.bump("budget_waits")
+                self.ticket_ms = ticket
+                self._hold(wait_ms)
                 return
+            self.ticket_ms = 0
             self.f.leases.check(self.lease)
-            try:
-                self._perform(client, op)
-            except errors.RateLimited as exc:
-                self.f.limiter.penalize(budgets[0], exc.retry_after)
-                self.state = self.state.bump("rate_limited")
-                self.defer = max(exc.retry_after, 0.05)
-                return
-            except errors.TransientFailure as exc:
-                log.warning("stream %s: %s", self.snap.stream_id, exc)
-                self.state = self.state.bump("retries")
-                tries = self.state.counts["retries"]
-                self.defer = min(MAX_FINAL_BACKOFF, 0.5 * 2 ** min(tries, 6))
-                return
-            except errors.TooLong as exc:
-                if self._shrink(limits, op.index):
-                    self.defer = 0.05
-                    return
-                log.error("stream %s: skipped a message the platform calls too long: %s",
-                          self.snap.stream_id, exc)
-                self.state = replace(self.state, segments=delivery.apply(self.state.segments, op))
-            except errors.Rejected as exc:
-                log.warning("stream %s: skipped a refused message: %s", self.snap.stream_id, exc)
-                self.state = replace(self.state, segments=delivery.apply(self.state.segments, op))
-            except errors.PermanentFailure as exc:
-                self.state = replace(self.state, failure=str(exc))
+            if not self._perform_guarded(client, op, limits, budgets):
                 return
             self.performed += 1
+            observed = getattr(client, "observed", None)
+            for budget, wait in observed(self.chat) if observed else ():
+                self.f.limiter.penalize([budget], errs.RateLimited(wait))
             if op is not ops[-1]:
                 # record each message as soon as it exists: a crash now must not send it twice
-                self._commit(complete=False, stamp=True)
+                self._commit()
+
+    def _perform_guarded(
+        self, client: ChannelClient, op: delivery.Op, limits: delivery.Limits, budgets: list
+    ) -> bool:
+        """Make one op; map every channel error to its one handling. False: stop this pass."""
+        try:
+            self._perform(client, op)
+        except errs.RateLimited as exc:
+            self.f.limiter.penalize(budgets, exc)
+            self.state = self.state.bump("rate_limited")
+            self._hold(max(int(exc.retry_after * 1000), 50))
+            return False
+        except errs.TransientFailure as exc:
+            log.warning("stream %s: %s", self.snap.stream_id, exc)
+            self.state = self.state.bump("retries")
+            if isinstance(exc, errs.Ambiguous) and op.kind == "send":
+                self.state = self.state.bump("ambiguous_sends")
+            elif op.kind == "edit":
+                # the edit may still land later, over newer text: show the text again after
+                self.state = replace(self.state, doubt_ms=max(self.state.doubt_ms, self._doubt()))
+            tries = self.state.counts["retries"]
+            self._hold(int(1000 * max(0.05, backoff(tries, 0.5, MAX_BACKOFF))))
+            return False
+        except errs.TooLong as exc:
+            if self._shrink(limits, op.index):
+                self._hold(50)
+                return False
+            self._refused(op, exc, "the platform calls it too long")
+        except errs.Rejected as exc:
+            self._refused(op, exc, "refused")
+        except errs.PermanentFailure as exc:
+            self.state = replace(self.state, failure=str(exc))
+            return False
+        return True
+
+    def _refused(self, op: delivery.Op, exc: errs.ChannelError, what: str) -> None:
+        """A refusal that retrying will not fix: the text stays unshown and the result says so."""
+        log.warning("stream %s: a message was %s: %s", self.snap.stream_id, what, exc)
+        self.state = replace(self.state, last_error=str(exc))
+
+    def _hold(self, wait_ms: int) -> None:
+        self.defer_ms = max(self.defer_ms or 0, wait_ms)
+
+    def _settle_orphans(self, client: ChannelClient) -> None:
+        """Adopt or delete messages a stale worker created (so no copy stays in the chat)."""
+        if not self.snap.orphans:
+            return
+        parsed = []
+        for entry in self.snap.orphans:
+            index, _, message_id = entry.partition(":")
+            parsed.append((int(index), message_id))
+        segs, copies = delivery.settle_orphans(self.state.segments, parsed)
+        self.state = replace(self.state, segments=segs)
+        for message_id in copies:
+            if client.capabilities.can_delete:
+                self.f.leases.check(self.lease)
+                try:
+                    client.delete(self.chat, message_id)
+                except errs.MessageGone:
+                    pass
+                except errs.ChannelError as exc:
+                    log.warning("stream %s: copy %s not deleted: %s",
+                                self.snap.stream_id, message_id, exc)
+                    continue
+            self.state = self.state.bump("copies_removed")
+        self.orphans_done = len(self.snap.orphans)
 
     def _with_leads(
         self, client: ChannelClient, segs: tuple[delivery.Segment, ...]
@@ -235,7 +258,7 @@ class _Run:
         try:
             lead = "" if seg.plain else seg.lead
             message_id = self._call(client, op, lead + text, fmt, done)
-        except errors.ParseError:
+        except errs.ParseError:
             self.state = self.state.bump("plain_fallbacks")
             segs = list(self.state.segments)
             segs[op.index] = replace(seg, plain=True)
@@ -243,6 +266,7 @@ class _Run:
             message_id = self._call(client, op, text, "text", done)
         if op.kind == "send" or message_id != op.message_id:
             op = replace(op, kind="send")
+            self.created.append((op.index, message_id))
         segs = delivery.apply(self.state.segments, op, message_id, sealed=done)
         self.state = replace(self.state, segments=segs)
         if self.final:
@@ -254,31 +278,32 @@ class _Run:
 
     def _call(
         self, client: ChannelClient, op: delivery.Op, text: str, fmt: Format, final: bool
-    ) -> str | None:
+    ) -> str:
         """Send or edit; an edit of a deleted message becomes a send. Returns the message id."""
         meta = self.snap.meta
         native, thread = meta.get("native") == "1", meta.get("thread") or None
+        key = op_key(self.snap.stream_id, op.index)
         if op.kind == "edit" and op.message_id is not None:
+            seg = self.state.segments[op.index]
+            window = self.snap.window
+            shown = seg.start >= window.base
+            previous = window.slice(seg.start, seg.shown).strip() if shown else ""
             try:
-                seg = self.state.segments[op.index]
-                previous = self.snap.window.slice(seg.start, seg.shown).strip() if (
-                    seg.start >= self.snap.window.base
-                ) else ""
-                call = Call(op_key(self.snap.stream_id, op.index), previous, native, thread)
-                moved = client.edit(self.chat, op.message_id, text, fmt, final, call)
+                moved = client.edit(
+                    self.chat, op.message_id, text, fmt, final, Call(key, previous, native, thread)
+                )
                 self.state = self.state.bump("edits")
                 return moved or op.message_id
-            except errors.NotModified:
+            except errs.NotModified:
                 self.state = self.state.bump("not_modified")
                 return op.message_id
-            except errors.MessageGone:
+            except errs.MessageGone:
                 self.state = self.state.bump("resent")
-        call = Call(op_key(self.snap.stream_id, op.index), "", native, thread)
-        message_id = client.send(self.chat, text, fmt, final, call)
+        message_id = client.send(self.chat, text, fmt, final, Call(key, "", native, thread))
         self.state = self.state.bump("sends")
         if self.state.first_visible_ms is None:
-            created = int(self.snap.meta.get("created_ms", now_ms()))
-            self.state = replace(self.state, first_visible_ms=max(0, now_ms() - created))
+            created = int(self.snap.meta.get("created_ms") or self.snap.now_ms)
+            self.state = replace(self.state, first_visible_ms=max(0, self.now_ms() - created))
         return message_id
 
     def _shrink(self, limits: delivery.Limits, index: int) -> bool:
@@ -297,36 +322,83 @@ class _Run:
         self.f.store.set_meta(self.snap.stream_id, "max_units", smaller.max_units)
         return True
 
-    def _commit(self, complete: bool, stamp: bool = False) -> None:
+    # ending ----------------------------------------------------------------------------------
+    def _offsets(self, complete: bool) -> Offsets:
         segs = self.state.segments
         end = self.snap.window.end
         read_c = max(self.snap.window.base, delivery.read_from(segs)) if segs else 0
         delivered_c = max(read_c, delivery.delivered_until(segs, end))
-        version = self.f.store.commit(
-            self.snap.stream_id,
-            self.lease.token,
-            self.state,
+        return Offsets(
             flushed_b=self.snap.text_b if complete else self.snap.flushed_b,
             delivered_b=self.snap.byte_offset(min(delivered_c, end)),
             read_b=self.snap.byte_offset(read_c),
             read_c=read_c,
-            stamp=stamp,
+        )
+
+    def _commit(self) -> None:
+        version = self.f.store.commit(
+            self.snap.stream_id, self.lease.token, self.state, self._offsets(False), stamp=True
         )
         if version < 0:
-            raise LeaseLost(self.snap.stream_id)
+            raise LeaseLost(f"{self.snap.stream_id}: fenced")
+        self.created.clear()
         self.state = replace(self.state, version=version)
+
+    def _end(self) -> Next:
+        if self.final and self.defer_ms is None:
+            return self._finish()
+        if self.final and self._overdue():
+            return self._finish(gave_up=True)
+        ended = self.f.store.end(
+            self.snap.stream_id, self.lease.token, self.state,
+            self._offsets(complete=self.defer_ms is None),
+            stamp=self.performed > 0,
+            defer_ms=-1 if self.defer_ms is None else self.defer_ms,
+            ticket_ms=self.ticket_ms,
+            orphans_done=self.orphans_done,
+        )
+        if ended.fenced:
+            raise LeaseLost(f"{self.snap.stream_id}: fenced at the end of a pass")
+        return Next(ended.due_ms)
+
+    def _overdue(self) -> bool:
+        closed = int(self.snap.meta.get("closed_ms") or self.snap.now_ms)
+        return self.now_ms() - closed > self.f.settings.final_deadline * 1000
+
+    def _finish(self, gave_up: bool = False) -> Next:
+        deadline = self.f.settings.final_deadline if gave_up else None
+        result = stop_result(self.snap, self.state, deadline).to_dict()
+        published = self.f.store.finish(
+            self.snap.stream_id, self.lease.token, self.state, result,
+            int(self.f.settings.result_ttl),
+        )
+        if not published:
+            done = self.f.store.result(self.snap.stream_id)
+            if done is None:
+                raise LeaseLost(f"{self.snap.stream_id}: fenced before publishing")
+            result = done
+        self.created.clear()
+        return Next(-1, result=result, status="closed")
+
+    def _hand_over(self) -> None:
+        """We lost the stream: messages we created but could not record go to the new owner."""
+        for index, message_id in self.created:
+            try:
+                self.f.store.orphan(self.snap.stream_id, index, message_id)
+            except Exception as exc:  # nothing else can be done: say so loudly
+                log.error("stream %s: message %s created after losing the stream could not be "
+                          "handed over (%s)", self.snap.stream_id, message_id, type(exc).__name__)
+        self.created.clear()
 
 
 def op_key(stream_id: str, index: int) -> str:
     """The idempotency key of segment ``index``'s send: stable across retries and workers,
     25 characters of [0-9a-f] (Discord's nonce limit)."""
-    import hashlib
-
     return hashlib.sha256(f"{stream_id}:{index}".encode()).hexdigest()[:25]
 
 
 def stop_result(snap: Snapshot, state: SentState, gave_up: float | None = None) -> StopResult:
-    """What the chat shows, from the sent state the stop task recorded."""
+    """What the chat shows, from the sent state the final pass recorded."""
     end = snap.window.end
     missing = delivery.unsent(state.segments, end)
     ids = [s.message_id for s in state.segments if s.message_id is not None]
@@ -344,6 +416,8 @@ def stop_result(snap: Snapshot, state: SentState, gave_up: float | None = None) 
     else:
         how = "streamed"
     error = state.failure
+    if error is None and missing:
+        error = state.last_error
     if gave_up is not None and error is None:
         error = f"final delivery still held back after {gave_up:g} s (rate limits or server errors)"
     return StopResult(
@@ -357,9 +431,5 @@ def stop_result(snap: Snapshot, state: SentState, gave_up: float | None = None) 
         unsent_chars=missing,
         first_visible_ms=state.first_visible_ms,
         error=error,
-        **{k: state.counts.get(k, 0) for k in (
-            "sends", "edits", "retries", "rate_limited", "not_modified", "plain_fallbacks",
-            "resent",
-        )},
+        **{k: v for k, v in state.counts.items() if k in StopResult.__dataclass_fields__},
     )
-

@@ -1,30 +1,37 @@
-"""One writer per stream: leases with an owner token, renewed by one thread per process.
+"""One writer per stream: leases with an owner token, renewed while held.
 
-A killed worker stops renewing, so its lease expires within ``ttl`` and another worker takes
-the stream over; a live one keeps it for as long as it works on the stream.
+begin.lua takes the lease; this module tracks it in the process. A lease's ``deadline`` is the
+monotonic time by which it surely ran out if nobody renewed it (measured from when the renewal
+was *sent*), and every platform call ends before it (``workers.channels.http.guarded``). One
+background thread renews every held lease in one pipeline; a renewal that fails or errors marks
+the lease lost, so the pass stops writing before another worker can take the stream over.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import threading
+import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from workers.state import Store
 
+log = logging.getLogger(__name__)
+
 
 class LeaseLost(RuntimeError):
-    """Another worker owns the stream now; stop writing to it."""
+    """Another worker owns the stream now (or we cannot tell): stop writing to it."""
 
 
 @dataclass
 class Lease:
     stream_id: str
     token: str
+    #: monotonic seconds by which the lease surely expired unless renewed
+    deadline: float
     lost: bool = field(default=False)
 
 
@@ -34,40 +41,54 @@ def owner_token() -> str:
 
 
 class LeaseKeeper:
-    """Acquires, renews (from one background thread) and releases stream leases."""
+    """Tracks, renews (from one background thread) and releases this process's leases."""
 
     def __init__(self, store: Store, ttl: float) -> None:
         self.store = store
+        self.ttl = ttl
         self.ttl_ms = int(ttl * 1000)
         self._held: dict[str, Lease] = {}
         self._lock = threading.Lock()
-        self._wake = threading.Event()
         self._thread: threading.Thread | None = None
 
-    @contextmanager
-    def hold(self, stream_id: str) -> Iterator[Lease | int]:
-        """Yields the Lease, or (when another worker holds it) the ms its lease still lives."""
-        token = owner_token()
-        got = self.store.acquire(stream_id, token, self.ttl_ms)
-        if got != 1:
-            yield got
-            return
-        lease = Lease(stream_id, token)
+    def track(self, stream_id: str, token: str, taken_at: float) -> Lease:
+        """Start tracking a lease begin.lua granted; ``taken_at``: monotonic time the request
+        was sent (the lease runs out ``ttl`` after that at the latest)."""
+        lease = Lease(stream_id, token, taken_at + self.ttl)
         with self._lock:
             self._held[token] = lease
         self._ensure_thread()
-        try:
-            yield lease
-        finally:
-            with self._lock:
-                self._held.pop(token, None)
-            self.store.release(stream_id, token)
+        return lease
 
-    def check(self, lease: Lease) -> None:
-        """Renew now (before a platform call); LeaseLost if another worker owns the stream."""
-        if lease.lost or not self.store.renew(lease.stream_id, lease.token, self.ttl_ms):
+    def untrack(self, lease: Lease) -> None:
+        with self._lock:
+            self._held.pop(lease.token, None)
+
+    def check(self, lease: Lease) -> float:
+        """Renew now (before a platform call); returns the new deadline. LeaseLost if another
+        worker owns the stream, or Redis cannot confirm that we still do."""
+        if lease.lost:
+            raise LeaseLost(lease.stream_id)
+        sent = time.monotonic()
+        try:
+            ok = self.store.renew(lease.stream_id, lease.token, self.ttl_ms)
+        except Exception as exc:  # cannot confirm: behave as if lost (never write unfenced)
+            lease.lost = True
+            raise LeaseLost(f"{lease.stream_id}: renewal failed: {type(exc).__name__}") from None
+        if not ok:
             lease.lost = True
             raise LeaseLost(lease.stream_id)
+        lease.deadline = sent + self.ttl
+        return lease.deadline
+
+    def release(self, lease: Lease) -> None:
+        """Give the lease back (compare-and-delete); errors are logged, the TTL ends it."""
+        self.untrack(lease)
+        try:
+            self.store.release(lease.stream_id, lease.token)
+        except Exception as exc:
+            log.warning("stream %s: lease not released (%s); it runs out in %.1f s",
+                        lease.stream_id, type(exc).__name__, self.ttl)
 
     def _ensure_thread(self) -> None:
         if self._thread is None or not self._thread.is_alive():
@@ -80,12 +101,22 @@ class LeaseKeeper:
 
     def _renew_loop(self) -> None:
         while True:
-            self._wake.wait(self.ttl_ms / 3000.0)
+            time.sleep(self.ttl / 3)
             with self._lock:
-                held = list(self._held.values())
-            for lease in held:
-                try:
-                    if not self.store.renew(lease.stream_id, lease.token, self.ttl_ms):
-                        lease.lost = True
-                except Exception:  # Redis hiccup: the next round tries again
-                    continue
+                held = [lease for lease in self._held.values() if not lease.lost]
+            if not held:
+                continue
+            sent = time.monotonic()
+            try:
+                answers = self.store.renew_many(
+                    [(lease.stream_id, lease.token) for lease in held], self.ttl_ms
+                )
+            except Exception as exc:
+                log.warning("lease renewal failed (%s): %d leases count as lost",
+                            type(exc).__name__, len(held))
+                answers = [False] * len(held)
+            for lease, ok in zip(held, answers, strict=True):
+                if ok:
+                    lease.deadline = max(lease.deadline, sent + self.ttl)
+                else:
+                    lease.lost = True

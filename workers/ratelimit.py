@@ -1,44 +1,62 @@
-"""Shared rate budgets: GCRA in Redis (server TIME), so every worker on every host agrees.
+"""Shared rate budgets: GCRA in Redis on server time, so every worker on every host agrees, with
+a queue per budget so waiting costs nothing and is fair (see ``workers/lua/rate_take.lua``).
 
-Interim edits keep one slot of each budget free for final deliveries: when a chat is busy the
-interim edits are skipped (the stream catches up on its next flush) and the final still goes
-out first. A 429 from the platform pushes the budget's clock past ``retry_after``.
+Finals and first sends go before interim edits; interim edits also leave one slot of every
+burst to them. A stream that cannot go now gets a *ticket*, its own wake-up time in the
+budget's queue, and is scheduled for then: waiters wake one emission interval apart instead of
+all at once. A 429 pushes the named budget's clock past ``retry_after``; when the answer does
+not say which limit was hit, the chat's budget waits and the bot's adaptive rate backs off.
 """
 
 from __future__ import annotations
 
+import random
 from collections.abc import Sequence
 
 from workers.channels.base import Budget
+from workers.channels.errors import RateLimited
 from workers.state import Store, rate_key
 
+#: multiplicative cut of an adaptive rate on a 429 (AIMD's decrease)
+CUT = 0.7
+#: additive step back up per successful call, as a fraction of the configured rate
+STEP_UP = 0.002
 
-def _ms(budget: Budget) -> tuple[int, int]:
-    emission = max(1, round(1000.0 / budget.per_second))
-    return emission, emission * max(0, budget.burst - 1)
+
+def _emission_ms(budget: Budget) -> int:
+    return max(1, round(1000.0 / budget.per_second))
 
 
 class RateLimiter:
-    """Takes slots from a call's budgets; answers how long to wait when they are spent."""
+    """Takes slots from a call's budgets, or answers when to come back."""
 
     def __init__(self, store: Store) -> None:
         self.store = store
 
-    def take(self, budgets: Sequence[Budget], final: bool) -> float:
-        """0.0 when a slot was taken from every budget, else seconds until one is free."""
+    def take(self, budgets: Sequence[Budget], priority: bool, ticket_ms: int) -> tuple[int, int]:
+        """(0, 0) when a slot was taken from every budget, else (ms to wait, ticket: the
+        server time to come back at, holding a place in line)."""
         if not budgets:
-            return 0.0
-        rows = []
-        for b in budgets:
-            emission, tolerance = _ms(b)
-            if not final:
-                tolerance = max(0, tolerance - emission)
-            rows.append((rate_key(b.scope, b.name), emission, tolerance))
-        return self.store.rate_take(rows) / 1000.0
+            return 0, 0
+        scopes = {b.scope for b in budgets}
+        if len(scopes) != 1:
+            raise ValueError(f"one call's budgets must share one scope, not {sorted(scopes)}")
+        rows = [(rate_key(b.scope, b.name), _emission_ms(b), b.burst, b.adaptive) for b in budgets]
+        return self.store.rate_take(rows, priority, ticket_ms, random.random(), STEP_UP)
 
-    def penalize(self, budget: Budget, retry_after: float) -> None:
-        """The platform said 429: nobody uses ``budget`` for ``retry_after`` seconds."""
-        _, tolerance = _ms(budget)
+    def penalize(self, budgets: Sequence[Budget], exc: RateLimited) -> None:
+        """The platform said 429: nobody uses the budget it named for ``retry_after``."""
+        if not budgets:
+            return
+        named = budgets[-1] if exc.scope == "global" else budgets[0]
+        adaptive = next((b for b in budgets if b.adaptive), None)
+        emission = _emission_ms(named)
         self.store.rate_penalize(
-            rate_key(budget.scope, budget.name), int(retry_after * 1000), tolerance
+            rate_key(named.scope, named.name),
+            None if adaptive is None or exc.scope == "global" else rate_key(
+                adaptive.scope, adaptive.name
+            ),
+            int(exc.retry_after * 1000),
+            emission * max(0, named.burst - 1),
+            CUT,
         )

@@ -13,6 +13,7 @@ from workers.delivery import Segment
 #: counters kept per stream, reported in StopResult
 COUNTERS = (
     "sends", "edits", "retries", "rate_limited", "not_modified", "plain_fallbacks", "resent",
+    "ambiguous_sends", "copies_removed", "takeovers", "budget_waits",
 )
 
 
@@ -30,6 +31,11 @@ class SentState:
     #: True once the stop task had to deliver something (edit or new message)
     stop_ops: int = 0
     whole_at_stop: int = 0
+    #: server ms until which an older edit may still land (a call whose answer was lost, or a
+    #: holder that lost the stream mid-call): the final text is shown again after that
+    doubt_ms: int = 0
+    #: the last refusal that left text unshown (the platform's own words), for StopResult
+    last_error: str | None = None
 
     def bump(self, counter: str, by: int = 1) -> SentState:
         counts = dict(self.counts)
@@ -45,6 +51,8 @@ class SentState:
                 "first_visible_ms": self.first_visible_ms,
                 "stop_ops": self.stop_ops,
                 "whole_at_stop": self.whole_at_stop,
+                "doubt_ms": self.doubt_ms,
+                "last_error": self.last_error,
             },
             separators=(",", ":"),
         )
@@ -64,4 +72,6 @@ class SentState:
             first_visible_ms=doc.get("first_visible_ms"),
             stop_ops=int(doc.get("stop_ops", 0)),
             whole_at_stop=int(doc.get("whole_at_stop", 0)),
+            doubt_ms=int(doc.get("doubt_ms", 0)),
+            last_error=doc.get("last_error"),
         )

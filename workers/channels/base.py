@@ -63,12 +63,18 @@ def chat_id_text(channel: str, chat_id: object) -> str:
 
 @dataclass(frozen=True)
 class Budget:
-    """One rate budget a call draws from: ``per_second`` calls, bursts of ``burst``."""
+    """One rate budget a call draws from: ``per_second`` calls, bursts of ``burst``.
+
+    Every budget of one call shares its ``scope`` (the platform account: one Redis Cluster
+    slot). ``adaptive``: 429s that do not name a budget slow this one down (AIMD), so a bot
+    whose real limit is lower than configured stops drawing 429s.
+    """
 
     scope: str
     name: str
     per_second: float
     burst: int = 1
+    adaptive: bool = False
 
 
 @dataclass(frozen=True)

@@ -110,7 +110,7 @@ class TelegramClient:
             if is_group(chat_id)
             else Budget(scope, f"chat:{chat_id}", s.telegram_chat_rate, 2)
         )
-        return [chat, Budget(scope, "bot", s.telegram_global_rate, GLOBAL_BURST)]
+        return [chat, Budget(scope, "bot", s.telegram_global_rate, GLOBAL_BURST, adaptive=True)]
 
     def send(
         self, chat_id: str, text: str, fmt: Format, final: bool = False, call: Call = NO_CALL

@@ -1,11 +1,10 @@
--- The producer is done: no more tokens. Idempotent.
--- KEYS: meta   ARGV: reason
+-- The producer is done (or the watchdog gave up on it): no more tokens. Idempotent.
+local meta_key = KEYS[1]
+local reason = ARGV[1]
 -- Returns: the status before ('open' the first time), or false for an unknown stream
-local status = redis.call('HGET', KEYS[1], 'status')
+local status = redis.call('HGET', meta_key, 'status')
 if not status then return false end
 if status == 'open' then
-  local now = redis.call('TIME')
-  redis.call('HSET', KEYS[1], 'status', 'closing', 'close_reason', ARGV[1],
-    'closed_ms', tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000))
+  redis.call('HSET', meta_key, 'status', 'closing', 'close_reason', reason, 'closed_ms', now_ms())
 end
 return status

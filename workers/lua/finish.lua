@@ -1,12 +1,22 @@
--- Publish the stream's final result and wake every waiter. Only the lease owner, only once.
--- KEYS: lease, meta, result, done, tick
--- ARGV: owner token, result JSON, result ttl seconds
+-- Publish the stream's final result: commit the last sent state, mark the stream closed, give
+-- every key the short result TTL and tell the producer's listener. Lease owner only, once.
+local lease_key, meta_key, sent_key, text_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local marks_key, tick_key, orphans_key, result_key = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
+local token, expected, doc = ARGV[1], tonumber(ARGV[2]), ARGV[3]
+local result, result_ttl_s, stream_id = ARGV[4], tonumber(ARGV[5]), ARGV[6]
 -- Returns: 1 published, 0 fenced off or already published
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-if redis.call('EXISTS', KEYS[3]) == 1 then return 0 end
-redis.call('SET', KEYS[3], ARGV[2], 'EX', ARGV[3])
-redis.call('RPUSH', KEYS[4], '1')
-redis.call('EXPIRE', KEYS[4], ARGV[3])
-redis.call('HSET', KEYS[2], 'status', 'closed')
-redis.call('DEL', KEYS[5])
+if redis.call('GET', lease_key) ~= token then return 0 end
+if redis.call('EXISTS', result_key) == 1 then return 0 end
+local version = tonumber(redis.call('HGET', sent_key, 'version') or '0')
+if version ~= expected then return 0 end
+redis.call('HSET', sent_key, 'version', version + 1, 'doc', doc)
+redis.call('HDEL', sent_key, 'holder')
+redis.call('SET', result_key, result, 'EX', result_ttl_s)
+redis.call('HSET', meta_key, 'status', 'closed', 'finished_ms', now_ms())
+redis.call('DEL', tick_key, lease_key)
+for _, key in ipairs({meta_key, sent_key, text_key, marks_key, orphans_key}) do
+  redis.call('EXPIRE', key, result_ttl_s)
+end
+local notify = redis.call('HGET', meta_key, 'notify')
+if notify then redis.call('PUBLISH', notify, stream_id) end
 return 1

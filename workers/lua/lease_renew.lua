@@ -1,7 +1,9 @@
 -- Extend the lease, only if we still own it.
--- KEYS: lease   ARGV: owner token, ttl_ms   Returns: 1 renewed, 0 lost
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+local lease_key = KEYS[1]
+local token, lease_ms = ARGV[1], ARGV[2]
+-- Returns: 1 renewed, 0 lost
+if redis.call('GET', lease_key) == token then
+  redis.call('PEXPIRE', lease_key, lease_ms)
   return 1
 end
 return 0

@@ -1,33 +1,37 @@
--- Append a batch of tokens to a stream and arm its flush tick, in one atomic step.
--- Appending before arming is what makes "no lost tail" hold: a flush that settles after this
--- either sees the new text or has already disarmed, so the SET NX below succeeds.
--- KEYS: meta, text, sent, tick, marks
--- ARGV: chunk, mark (1: the chunk ends at a tool boundary), tick_grace_ms, max_bytes,
---       task id for the flush the caller enqueues if this arms the tick
--- Returns: countdown in ms for that flush; -1 nothing to enqueue;
---          -2 stream is closed; -3 unknown or expired stream; -4 over max_bytes (nothing appended)
-local status = redis.call('HGET', KEYS[1], 'status')
-if not status then return -3 end
-if status ~= 'open' then return -2 end
-local chunk = ARGV[1]
-local length = redis.call('STRLEN', KEYS[2])
-if #chunk > 0 then
-  if length + #chunk > tonumber(ARGV[4]) then return -4 end
-  length = redis.call('APPEND', KEYS[2], chunk)
+-- Append one numbered chunk of tokens to a stream and arm its flush, in one atomic step.
+-- A chunk is applied once: its sequence number must be above the last one applied, so a batch
+-- re-sent after a lost answer never doubles text. Appending before arming is what makes "no
+-- lost tail" hold: a flush that ends after this either sees the new text or has disarmed
+-- already, so the tick below is free and this arms it.
+local meta_key, text_key, sent_key, tick_key, marks_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4],
+  KEYS[5]
+local chunk, mark, seq = ARGV[1], ARGV[2] == '1', tonumber(ARGV[3])
+local max_bytes, tick_grace_ms = tonumber(ARGV[4]), tonumber(ARGV[5])
+-- Returns: {'armed', due_ms}: the caller schedules the flush at due_ms (server time);
+--          {'quiet'}: nothing to schedule; {'closed'}; {'unknown'} (never created, or lost);
+--          {'too_long'} (nothing appended)
+local status = redis.call('HGET', meta_key, 'status')
+if not status then return {'unknown'} end
+if status ~= 'open' then return {'closed'} end
+local now = now_ms()
+local length = redis.call('STRLEN', text_key)
+if seq > tonumber(redis.call('HGET', meta_key, 'push_seq') or '0') then
+  if #chunk > 0 then
+    if length + #chunk > max_bytes then return {'too_long'} end
+    length = redis.call('APPEND', text_key, chunk)
+  end
+  if mark then
+    redis.call('RPUSH', marks_key, length)
+    redis.call('EXPIRE', marks_key, redis.call('TTL', meta_key))
+  end
+  redis.call('HSET', meta_key, 'push_seq', seq)
+  if #chunk > 0 or mark then redis.call('HSET', meta_key, 'touched_ms', now) end
 end
-local now = redis.call('TIME')
-local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
-if ARGV[2] == '1' then
-  redis.call('RPUSH', KEYS[5], length)
-  redis.call('EXPIRE', KEYS[5], redis.call('TTL', KEYS[1]))
-end
-if #chunk > 0 then redis.call('HSET', KEYS[1], 'touched_ms', now_ms) end
-local flushed = tonumber(redis.call('HGET', KEYS[3], 'flushed_b') or '0')
-if length <= flushed then return -1 end
-local interval = tonumber(redis.call('HGET', KEYS[1], 'interval_ms'))
-if not redis.call('SET', KEYS[4], ARGV[5], 'NX', 'PX', interval + tonumber(ARGV[3])) then
-  return -1
-end
-local last = tonumber(redis.call('HGET', KEYS[3], 'flushed_at_ms') or '0')
-if last == 0 then return 0 end
-return math.max(0, last + interval - now_ms)
+redis.call('HSET', meta_key, 'alive_ms', now)
+if length <= tonumber(redis.call('HGET', sent_key, 'flushed_b') or '0') then return {'quiet'} end
+if redis.call('EXISTS', tick_key) == 1 then return {'quiet'} end
+local interval = tonumber(redis.call('HGET', meta_key, 'interval_ms'))
+local last = tonumber(redis.call('HGET', sent_key, 'flushed_at_ms') or '0')
+local due = math.max(now, last + interval)
+redis.call('SET', tick_key, due, 'PX', due - now + tick_grace_ms)
+return {'armed', due}
