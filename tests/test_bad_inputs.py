@@ -11,7 +11,7 @@ pytestmark = pytest.mark.integration
 
 
 def test_unknown_channel(producer) -> None:
-    with pytest.raises(UnknownChannel, match="unknown channel .smoke-signals.; known: .*telegram"):
+    with pytest.raises(UnknownChannel, match=r"unknown channel .smoke-signals.; known: .*telegram"):
         producer.start(channel="smoke-signals", chat_id="1")
 
 
