@@ -159,6 +159,15 @@ def test_a_retried_send_returns_the_same_event(homeserver, client) -> None:
     assert len(homeserver.events(ROOM)) == 1
 
 
+def test_a_send_retried_with_more_text_edits_the_first_event(homeserver, client) -> None:
+    call = Call(key="h" * 25)
+    first = client.send(ROOM, "the answer was lost", "text", call=call)
+    again = client.send(ROOM, "the answer was lost, and text grew", "text", call=call)
+    assert first == again
+    assert homeserver.texts(ROOM) == ["the answer was lost, and text grew"]
+    assert len([e for e in homeserver.events(ROOM) if "m.relates_to" not in e["content"]]) == 1
+
+
 def test_lost_answers_never_create_a_second_event(homeserver, client) -> None:
     homeserver.configure(drop_after_rate=0.6, seed=11)
     try:

@@ -113,8 +113,9 @@ def test_a_redacted_reply_is_sent_anew(producer, matrix, room_id) -> None:
 
     assert result.all_sent, result
     assert matrix.texts(room_id) == ["first part, second part"]
-    assert result.message_ids != [first.message_id]
-    assert result.resent >= 1
+    [second] = matrix.messages(room_id)
+    assert second.message_id != first.message_id and result.message_ids == [second.message_id]
+    assert [e["redacted"] for e in _originals(matrix, room_id)] == [True, False]
 
 
 def test_a_bad_access_token_fails_clearly(producer, matrix, room_id, account) -> None:

@@ -1,8 +1,9 @@
 """Matrix client-server API: ``m.room.message`` events, edited with ``m.replace`` relations.
 
 Every event is a ``PUT …/send/m.room.message/{txnId}``; the txn id is derived from the call's
-stable key, the operation and a hash of the content, so a retried PUT (after a lost answer, or
-by another worker) returns the event already created instead of making a second one. Text is
+stable key and the operation (plus, for edits, a hash of the content), so a retried PUT (after
+a lost answer, or by another worker) returns the event already created instead of making a
+second one; a send that finds an earlier attempt's event edits it to the current text. Text is
 sent as HTML (``org.matrix.custom.html``, rendered from Markdown by the Telegram renderer,
 whose tags Matrix clients all know) with its visible text as the plain ``body``.
 
@@ -48,6 +49,8 @@ MAX_CHARS = 32_000
 #: a room id: ``!opaque:server.name``
 ROOM_ID = re.compile(r"^![^:\s/]+:[^\s/]+$")
 HTML = "org.matrix.custom.html"
+#: sends of one segment in one call whose event turns out redacted before giving up
+MAX_RESENDS = 5
 
 
 class MatrixSpec(SpecBase):
@@ -121,7 +124,25 @@ class MatrixClient:
         self, chat_id: str, text: str, fmt: Format, final: bool = False, call: Call = NO_CALL
     ) -> str:
         content = message_content(text, fmt, final)
-        return self._put_event(chat_id, content, txn_id(call.key, "send", content))
+        if not call.key:
+            return self._put_event(chat_id, content, txn_id("", "send", content))
+        # one txn id per segment, whatever the text: a retry after a lost answer returns the
+        # event the first attempt made (with the text of then), which is then edited to this;
+        # a send after the user redacted that event takes the next txn id, derived from it
+        txn = txn_id(call.key, "send", {})
+        for _ in range(MAX_RESENDS):
+            event_id = self._put_event(chat_id, content, txn)
+            event = self._event(chat_id, event_id)
+            if not redacted(event):
+                break
+            txn = txn_id(call.key, "send", {"after": event_id})
+        else:
+            raise PermanentFailure(f"matrix: every message sent to {chat_id} is redacted at once")
+        shown = event.get("content") or {}
+        if any(shown.get(k) != content.get(k) for k in ("body", "formatted_body")):
+            edit = edit_content(event_id, content)
+            self._put_event(chat_id, edit, txn_id(call.key, "edit", edit))
+        return event_id
 
     def edit(
         self,
@@ -158,10 +179,12 @@ class MatrixClient:
     def _check_shown(self, chat_id: str, event_id: str) -> None:
         """MessageGone when the user redacted the message: an edit of a redacted event is
         accepted by the server but never shown, so the final text would be lost."""
-        url = f"{self._room(chat_id)}/event/{quote(event_id, safe='')}"
-        event = self._request("GET", url, None, "event")
-        if (event.get("unsigned") or {}).get("redacted_because") or not event.get("content"):
+        if redacted(self._event(chat_id, event_id)):
             raise MessageGone(f"matrix: event {event_id} was redacted", method="event")
+
+    def _event(self, chat_id: str, event_id: str) -> dict[str, Any]:
+        url = f"{self._room(chat_id)}/event/{quote(event_id, safe='')}"
+        return self._request("GET", url, None, "event")
 
     def _request(
         self, method: str, url: str, payload: dict[str, Any] | None, route: str
@@ -183,6 +206,11 @@ def message_content(text: str, fmt: Format, final: bool) -> dict[str, Any]:
         # e.g. a lone "**" so far: nothing to show yet
         raise Rejected("nothing visible to send yet")
     return {"msgtype": "m.text", "body": body, "format": HTML, "formatted_body": markup}
+
+
+def redacted(event: dict[str, Any]) -> bool:
+    """Whether the user deleted (redacted) this event: its content is gone."""
+    return bool((event.get("unsigned") or {}).get("redacted_because")) or not event.get("content")
 
 
 def edit_content(event_id: str, new: dict[str, Any]) -> dict[str, Any]:
