@@ -49,7 +49,7 @@ class StreamProducer:
     ) -> None:
         self.settings = settings or Settings.from_env()
         self.store = store or Store.from_url(
-            self.settings.redis_url, max_connections=self.settings.redis_max_connections,
+            self.settings.redis_url, max_connections=_state_connections(self.settings),
             schedules=Schedules(self.settings.queue, self.settings.shards),
         )
         self.app = app or _sender_app(self.settings)
@@ -157,6 +157,7 @@ class StreamProducer:
     def _stop(self, stream_id: str) -> None:
         """Close the stream, put its final pass on the schedule and send the stop task (the
         task runs it at once; the schedule makes sure it runs even if the task is lost)."""
+        self._waiter.entry(stream_id)  # listen before the result can be published
         try:
             self.store.close(stream_id, "stop")
             self.store.schedule([(stream_id, 0)])
@@ -173,12 +174,27 @@ class StreamProducer:
                         "schedule delivers it", stream_id, broker, exc)
 
 
+#: broker connections a producer keeps (kombu's Redis transport opens up to three sockets for
+#: each: measured, see tests/test_production_load.py)
+BROKER_POOL = 2
+
+
+def _state_connections(settings: Settings) -> int:
+    """The state store's share of TOKENRELAY_REDIS_MAX_CONNECTIONS: all of it, less what the
+    broker takes when the broker is a Redis too."""
+    total = settings.redis_max_connections
+    if settings.broker_url.startswith(("redis://", "rediss://", "unix://")):
+        total -= 3 * BROKER_POOL
+    return max(2, total)
+
+
 def _sender_app(settings: Settings) -> Celery:
     """A Celery app that only sends tasks by name (the worker stack is not imported)."""
     app = Celery("tokenrelay", set_as_current=False)
     app.config_from_object("celeryconfig")
     # a producer with thousands of streams shares a few broker connections
     app.conf.update(
-        broker_url=settings.broker_url, task_default_queue=settings.queue, broker_pool_limit=4
+        broker_url=settings.broker_url, task_default_queue=settings.queue,
+        broker_pool_limit=BROKER_POOL,
     )
     return app

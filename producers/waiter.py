@@ -89,6 +89,8 @@ class ResultWaiter:
     def wait(self, stream_id: str, timeout: float) -> dict[str, Any] | None:
         """Block the calling thread up to ``timeout`` s; the result, or None."""
         entry = self.entry(stream_id)
+        if not entry.event.is_set():
+            self._resolve([stream_id])  # finished before anybody listened for it
         entry.event.wait(timeout)
         return entry.result
 
@@ -102,7 +104,10 @@ class ResultWaiter:
                 lambda: future.done() or future.set_result(result)  # type: ignore[func-returns-value]
             )
 
-        self.entry(stream_id).on_done(done)
+        entry = self.entry(stream_id)
+        entry.on_done(done)
+        if not entry.event.is_set():
+            await asyncio.to_thread(self._resolve, [stream_id])
         try:
             return await asyncio.wait_for(future, timeout)
         except TimeoutError:

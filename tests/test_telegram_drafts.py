@@ -130,12 +130,6 @@ def test_a_reply_streams_as_drafts_and_lands_as_one_message(producer, telegram, 
 
 
 @integration
-@pytest.mark.xfail(
-    strict=True,
-    reason="core: at stop, a segment the chat already shows in full gets no final op, so a "
-    "draft is never turned into a message (delivery.seal must finalize every unsealed segment "
-    "of a native stream)",
-)
 def test_a_reply_fully_drafted_before_stop_still_lands(producer, telegram, chat) -> None:
     stream = producer.start(channel="telegram", chat_id=chat, native=True, interval=0.1)
     stream.emit("All of it")

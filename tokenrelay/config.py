@@ -129,6 +129,10 @@ class Settings:
             ),
         )
 
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{k}={v!r}" for k, v in self.describe().items())
+        return f"Settings({shown})"
+
     def describe(self) -> dict[str, object]:
         """Settings as a plain mapping, safe to print (URLs lose their passwords)."""
         out: dict[str, object] = {}

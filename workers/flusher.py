@@ -136,10 +136,14 @@ class _Pass:
         self.state = replace(self.state, segments=self._with_leads(client, plan.segments))
         ops = plan.ops
         if self.final and caps.can_edit:
+            # a native stream's messages are provisional (drafts, open streams) until an edit
+            # with final=True; other messages only when their finished rendering differs
+            native = self.snap.meta.get("native") == "1"
             ops = delivery.seal(
                 self.snap.window, self.state.segments, ops,
-                lambda seg, text: not seg.plain
-                and client.settles_differently(seg.lead + text, self.fmt),
+                lambda seg, text: native or (
+                    not seg.plain and client.settles_differently(seg.lead + text, self.fmt)
+                ),
             )
             if self.state.doubt_ms:
                 if self.now_ms() < self.state.doubt_ms:
@@ -282,7 +286,7 @@ class _Pass:
         """Send or edit; an edit of a deleted message becomes a send. Returns the message id."""
         meta = self.snap.meta
         native, thread = meta.get("native") == "1", meta.get("thread") or None
-        key = op_key(self.snap.stream_id, op.index)
+        key = op_key(self.snap.stream_id, op.index, self.state.counts["resent"])
         if op.kind == "edit" and op.message_id is not None:
             seg = self.state.segments[op.index]
             window = self.snap.window
@@ -298,7 +302,9 @@ class _Pass:
                 self.state = self.state.bump("not_modified")
                 return op.message_id
             except errs.MessageGone:
+                # a new message: a new idempotency key (the old one names the deleted message)
                 self.state = self.state.bump("resent")
+                key = op_key(self.snap.stream_id, op.index, self.state.counts["resent"])
         message_id = client.send(self.chat, text, fmt, final, Call(key, "", native, thread))
         self.state = self.state.bump("sends")
         if self.state.first_visible_ms is None:
@@ -391,10 +397,11 @@ class _Pass:
         self.created.clear()
 
 
-def op_key(stream_id: str, index: int) -> str:
-    """The idempotency key of segment ``index``'s send: stable across retries and workers,
-    25 characters of [0-9a-f] (Discord's nonce limit)."""
-    return hashlib.sha256(f"{stream_id}:{index}".encode()).hexdigest()[:25]
+def op_key(stream_id: str, index: int, resent: int = 0) -> str:
+    """The idempotency key of segment ``index``'s send: stable across retries and workers (and
+    new once the message was deleted and is sent anew), 25 characters of [0-9a-f] (Discord's
+    nonce limit)."""
+    return hashlib.sha256(f"{stream_id}:{index}:{resent}".encode()).hexdigest()[:25]
 
 
 def stop_result(snap: Snapshot, state: SentState, gave_up: float | None = None) -> StopResult:

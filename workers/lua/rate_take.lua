@@ -15,7 +15,7 @@ local now = now_ms()
 local priority = class == 'p'
 local holds_turn = ticket > 0 and ticket <= now + 2
 local b = {}
-local gcra_wait, lane_wait, prio_wait = 0, 0, 0
+local free = true
 for i, key in ipairs(KEYS) do
   local base = 5 + (i - 1) * 3
   local h = redis.call('HMGET', key, 'tat', 'lane_p', 'lane_i', 'factor')
@@ -27,14 +27,18 @@ for i, key in ipairs(KEYS) do
   if not priority then tolerance = math.max(0, tolerance - emission) end
   local tat = math.max(tonumber(h[1] or '0'), now)
   local lane_p, lane_i = tonumber(h[2] or '0'), tonumber(h[3] or '0')
-  local own = priority and lane_p or lane_i
-  b[i] = {key = key, emission = emission, tat = tat, own = own, factor = factor,
-    adaptive = adaptive, lane = priority and 'lane_p' or 'lane_i'}
-  gcra_wait = math.max(gcra_wait, tat - now - tolerance)
-  if not holds_turn and own > now then lane_wait = math.max(lane_wait, own + emission - now) end
-  if not priority and lane_p > now then prio_wait = math.max(prio_wait, lane_p + emission - now) end
+  local x = {key = key, emission = emission, tat = tat, factor = factor, adaptive = adaptive,
+    lane = priority and 'lane_p' or 'lane_i', own = priority and lane_p or lane_i}
+  -- when this budget would let the call go: its clock, the callers queued ahead in its line
+  -- (unless we hold our turn), and for interim edits every queued final and first send
+  x.ready = tat - tolerance
+  if not holds_turn and x.own > now then x.ready = math.max(x.ready, x.own + emission) end
+  if not priority and lane_p > now then x.ready = math.max(x.ready, lane_p + emission) end
+  x.blocked = x.ready > now
+  if x.blocked then free = false end
+  b[i] = x
 end
-if gcra_wait <= 0 and lane_wait <= 0 and prio_wait <= 0 then
+if free then
   for _, x in ipairs(b) do
     local tat = x.tat + x.emission
     redis.call('HSET', x.key, 'tat', tat)
@@ -45,20 +49,18 @@ if gcra_wait <= 0 and lane_wait <= 0 and prio_wait <= 0 then
   end
   return {0}
 end
-local wake
-if holds_turn then
-  -- our turn: keep our place (behind pending finals and first sends), do not queue again
-  wake = now + math.max(gcra_wait, prio_wait) + jitter * b[1].emission / 2
-else
-  wake = now + math.max(gcra_wait, lane_wait, prio_wait)
-  for _, x in ipairs(b) do
-    wake = math.max(wake, x.own + x.emission)
-  end
-  wake = math.ceil(wake + jitter * b[1].emission)
-  for _, x in ipairs(b) do
-    redis.call('HSET', x.key, x.lane, wake)
-    redis.call('PEXPIRE', x.key, math.ceil(math.max(wake, x.tat) - now) + 60000)
+-- the call waits: it joins the line of every budget that holds it back (each at its own place
+-- there) and comes back when the last of them lets it go. A caller holding its turn only
+-- waits for the clocks, keeping its place.
+local wake = now
+for _, x in ipairs(b) do
+  if x.blocked then
+    local place = math.ceil(x.ready + jitter * x.emission)
+    if not holds_turn then
+      redis.call('HSET', x.key, x.lane, place)
+      redis.call('PEXPIRE', x.key, math.ceil(math.max(place, x.tat) - now) + 60000)
+    end
+    if place > wake then wake = place end
   end
 end
-wake = math.ceil(wake)
 return {wake - now, wake}
