@@ -40,6 +40,22 @@ def _text(env: Mapping[str, str], name: str, default: str) -> str:
     return raw.strip() if raw and raw.strip() else default
 
 
+def _port(env: Mapping[str, str], name: str) -> int:
+    port = _number(env, name, 0, 0)
+    if port != int(port) or port > 65535:
+        raise ConfigError(f"{ENV_PREFIX}{name}={env[ENV_PREFIX + name]!r} is not a port number")
+    return int(port)
+
+
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    raw = env.get(ENV_PREFIX + name, "").strip().lower()
+    if raw in ("", "0", "false", "no", "off"):
+        return False
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    raise ConfigError(f"{ENV_PREFIX}{name}={raw!r} is not a flag (use 1 or 0)")
+
+
 @dataclass(frozen=True)
 class Settings:
     """Runtime configuration shared by producers and workers (no secrets in here)."""
@@ -85,6 +101,12 @@ class Settings:
     telegram_group_rate_per_minute: float = 19.0
     #: sends+edits per second one Telegram bot may take across all chats
     telegram_global_rate: float = 28.0
+    #: port of each worker's Prometheus ``/metrics`` endpoint; 0 serves none
+    metrics_port: int = 0
+    #: address that endpoint binds to (loopback unless configured)
+    metrics_host: str = "127.0.0.1"
+    #: workers send Celery task events (for Flower) from the start
+    task_events: bool = False
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -127,6 +149,9 @@ class Settings:
             telegram_global_rate=_number(
                 env, "TELEGRAM_GLOBAL_RATE", cls.telegram_global_rate, 0.1
             ),
+            metrics_port=_port(env, "METRICS_PORT"),
+            metrics_host=_text(env, "METRICS_HOST", cls.metrics_host),
+            task_events=_flag(env, "TASK_EVENTS"),
         )
 
     def __repr__(self) -> str:
