@@ -26,10 +26,11 @@ task_default_queue = _settings.queue
 task_acks_late = True
 task_reject_on_worker_lost = True
 task_track_started = False
-#: task events cost worker CPU on every flush; Flower (and `celery control enable_events`)
-#: switches them on while a monitor is attached. Arguments are stream ids only either way.
-worker_send_task_events = False
-task_send_sent_event = False
+#: task events cost worker CPU on every task, so they are off unless TOKENRELAY_TASK_EVENTS=1;
+#: Flower (and `celery -A workers control enable_events`) switches them on while it watches.
+#: Arguments are stream ids only either way.
+worker_send_task_events = _settings.task_events
+task_send_sent_event = _settings.task_events
 
 #: delivery work waits on HTTP, so a thread pool beats processes
 worker_pool = "threads"

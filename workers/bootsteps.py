@@ -1,4 +1,5 @@
-"""The worker bootstep that runs the flush engine beside Celery's consumer in every worker."""
+"""The worker bootstep that runs the flush engine beside Celery's consumer in every worker, and
+its ``/metrics`` endpoint when ``TOKENRELAY_METRICS_PORT`` is set."""
 
 from __future__ import annotations
 
@@ -11,12 +12,13 @@ log = logging.getLogger(__name__)
 
 
 class FlushEngineStep(bootsteps.StartStopStep):
-    """Starts this worker's flush engine with the worker and stops it at shutdown."""
+    """Starts this worker's flush engine (and metrics endpoint) with the worker and stops them
+    at shutdown."""
 
     label = "tokenrelay flush engine"
 
     def start(self, worker: Any) -> None:
-        from workers import runtime
+        from workers import metrics, runtime
 
         engine = runtime.engine()
         policy = engine.store.memory_policy()
@@ -28,8 +30,10 @@ class FlushEngineStep(bootsteps.StartStopStep):
         engine.start()
         log.info("tokenrelay flush engine started: %d threads, %d shards",
                  engine.threads, engine.settings.shards)
+        metrics.serve(engine.settings, engine.store)
 
     def stop(self, worker: Any) -> None:
-        from workers import runtime
+        from workers import metrics, runtime
 
+        metrics.stop_serving()
         runtime.reset()

@@ -24,6 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from tokenrelay.config import Settings
+from workers import metrics
 from workers.flusher import Flusher, Next
 from workers.state import Store
 
@@ -97,6 +98,7 @@ class FlushEngine:
             except Exception as exc:  # Redis down: keep trying, loudly but not in a hot loop
                 errors += 1
                 self.stats.errors += 1
+                metrics.engine_error("loop")
                 nap = min(5.0, 0.1 * 2 ** min(errors, 6))
                 log.warning("flush engine: %s: %s (retrying in %.1f s)",
                             type(exc).__name__, exc, nap)
@@ -117,6 +119,7 @@ class FlushEngine:
             with self._busy_lock:
                 self._busy += 1
             self.stats.claimed += 1
+            metrics.busy(1)
             self._pool.submit(self._guarded, work, key, stream_id, claim)
         if claims.items and len(claims.items) == free:
             return 0.0  # more may be due: no nap while the pool has room
@@ -130,11 +133,13 @@ class FlushEngine:
             due = work(stream_id)
         except Exception:
             self.stats.errors += 1
+            metrics.engine_error("pass")
             log.exception("stream %s: pass failed; it is retried when its claim runs out",
                           stream_id)
         finally:
             with self._busy_lock:
                 self._busy -= 1
+            metrics.busy(-1)
             if due != claim:
                 with self._settle_lock:
                     self._settled.setdefault(key, []).append((stream_id, claim, due))
@@ -175,6 +180,7 @@ def watch(store: Store, settings: Settings, stream_id: str) -> int:
         return alive + idle_ms
     log.warning("stream %s: no tokens and no heartbeat for %d s, finalizing it",
                 stream_id, (now - alive) // 1000)
+    metrics.abandoned()
     store.close(stream_id, "abandoned")
     store.schedule([(stream_id, now)])
     return now + 60_000

@@ -18,7 +18,7 @@ from typing import Any
 
 from tokenrelay.config import ConfigError, Settings
 from tokenrelay.results import How, StopResult
-from workers import delivery
+from workers import delivery, metrics
 from workers.backoff import backoff
 from workers.channels import ClientCache
 from workers.channels import errors as errs
@@ -92,6 +92,7 @@ class _Pass:
         #: messages this pass created and has not committed yet: handed over if fenced
         self.created: list[tuple[int, str]] = []
         self.orphans_done = 0
+        metrics.pass_begun(snap)
         if snap.taken_over:
             self.state = replace(
                 self.state.bump("takeovers"), doubt_ms=max(self.state.doubt_ms, self._doubt())
@@ -158,6 +159,7 @@ class _Pass:
             first = op.kind == "send" and not any(s.message_id for s in self.state.segments)
             wait_ms, ticket = self.f.limiter.take(budgets, self.final or first, self.ticket_ms)
             if wait_ms > 0:
+                metrics.budget_wait(self.snap, self.final or first)
                 self.state = self.state.bump("budget_waits")
                 self.ticket_ms = ticket
                 self._hold(wait_ms)
@@ -230,7 +232,8 @@ class _Pass:
             if client.capabilities.can_delete:
                 self.f.leases.check(self.lease)
                 try:
-                    client.delete(self.chat, message_id)
+                    with metrics.call(self.snap, "delete"):
+                        client.delete(self.chat, message_id)
                 except errs.MessageGone:
                     pass
                 except errs.ChannelError as exc:
@@ -273,6 +276,7 @@ class _Pass:
             self.created.append((op.index, message_id))
         segs = delivery.apply(self.state.segments, op, message_id, sealed=done)
         self.state = replace(self.state, segments=segs)
+        metrics.shown(self.snap, self.now_ms())
         if self.final:
             self.state = replace(
                 self.state,
@@ -293,9 +297,9 @@ class _Pass:
             shown = seg.start >= window.base
             previous = window.slice(seg.start, seg.shown).strip() if shown else ""
             try:
-                moved = client.edit(
-                    self.chat, op.message_id, text, fmt, final, Call(key, previous, native, thread)
-                )
+                with metrics.call(self.snap, "edit"):
+                    moved = client.edit(self.chat, op.message_id, text, fmt, final,
+                                        Call(key, previous, native, thread))
                 self.state = self.state.bump("edits")
                 return moved or op.message_id
             except errs.NotModified:
@@ -305,7 +309,8 @@ class _Pass:
                 # a new message: a new idempotency key (the old one names the deleted message)
                 self.state = self.state.bump("resent")
                 key = op_key(self.snap.stream_id, op.index, self.state.counts["resent"])
-        message_id = client.send(self.chat, text, fmt, final, Call(key, "", native, thread))
+        with metrics.call(self.snap, "send"):
+            message_id = client.send(self.chat, text, fmt, final, Call(key, "", native, thread))
         self.state = self.state.bump("sends")
         if self.state.first_visible_ms is None:
             created = int(self.snap.meta.get("created_ms") or self.snap.now_ms)
@@ -374,6 +379,7 @@ class _Pass:
     def _finish(self, gave_up: bool = False) -> Next:
         deadline = self.f.settings.final_deadline if gave_up else None
         result = stop_result(self.snap, self.state, deadline).to_dict()
+        metrics.finished(self.snap, result, self.now_ms())
         published = self.f.store.finish(
             self.snap.stream_id, self.lease.token, self.state, result,
             int(self.f.settings.result_ttl),
