@@ -6,10 +6,40 @@ import argparse
 import os
 import sys
 
+#: the documented worker command, after ``celery``
+WORKER = ("-A", "workers", "worker")
+
+
+def _stream_id(value: str) -> str:
+    from workers.state import validate_stream_id
+
+    try:
+        return validate_stream_id(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["worker"]:
+        # every argument goes to Celery untouched (argparse would claim --help and friends)
+        os.execv(sys.executable, [sys.executable, "-m", "celery", *WORKER, *argv[1:]])
     parser = argparse.ArgumentParser(prog="tokenrelay", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser(
+        "worker", add_help=False,
+        help=f"run a worker: `celery {' '.join(WORKER)}` with the arguments that follow",
+    )
+    status = sub.add_parser(
+        "status", help="live streams: channel, chat, age, chars, messages, lag, lease holder"
+    )
+    status.add_argument("--limit", type=int, default=100, help="most streams shown (100)")
+    status.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    inspect = sub.add_parser(
+        "inspect", help="one stream: meta, sent state per segment, versions, counters, result"
+    )
+    inspect.add_argument("stream_id", type=_stream_id)
+    inspect.add_argument("--json", action="store_true", help="print JSON instead of tables")
     demo = sub.add_parser("demo", help="stream a sample reply end to end and show the chat")
     demo.add_argument(
         "--chat-id", help="chat to stream to (required with TOKENRELAY_BROKER_URL: a real chat)"
@@ -25,6 +55,19 @@ def main(argv: list[str] | None = None) -> int:
         "otherwise the sandbox chat page stays up until Ctrl-C",
     )
     args = parser.parse_args(argv)
+    if args.command in ("status", "inspect"):
+        from rich.console import Console
+
+        from tokenrelay import status as views
+
+        if args.command == "status":
+            return views.guarded(
+                lambda s, out: views.status(s, out, max(1, args.limit), args.json),
+                Console(stderr=True),
+            )
+        return views.guarded(
+            lambda s, out: views.inspect(s, out, args.stream_id, args.json), Console(stderr=True)
+        )
     if args.command == "demo":
         from sandbox.registry import EMULATORS
         from tokenrelay.demo import run
