@@ -5,7 +5,8 @@
                       json={"content": "hi"}, headers={"Authorization": "Bot t"})
         assert discord.texts("112233445566778899") == ["hi"]
 
-It shares the Slack emulator's HTTP shell and fault knobs (``sandbox.slack.loopback``).
+It shares the Slack emulator's REST dialect (``sandbox.slack.loopback``) and, with every
+emulator, the HTTP shell and fault knobs of ``sandbox.loopback``.
 """
 
 from sandbox.discord.server import ID_BASE, DiscordEmulator, DiscordKnobs, visible_text

@@ -57,7 +57,8 @@ class _Refused(Exception):
 class DiscordEmulator(LoopbackEmulator):
     """A Discord REST API on a loopback port; clients use ``api_base`` (``…/api/v10``)."""
 
-    Knobs = DiscordKnobs
+    knobs_class = DiscordKnobs
+    platform = "discord"
     server_error: ClassVar[dict[str, Any]] = {"message": "500: Internal Server Error", "code": 0}
 
     def __init__(self, host: str = "127.0.0.1", **knobs: Any) -> None:

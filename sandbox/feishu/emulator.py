@@ -98,11 +98,7 @@ class FeishuEmulator(LoopbackEmulator):
 
     def recall(self, chat_id: str, message_id: str) -> None:
         """The message is recalled (deleted); KeyError if it isn't there."""
-        with self._cond:
-            message = self._ledger.find(chat_id, message_id)
-            if message is None or message.deleted:
-                raise KeyError((chat_id, message_id))
-            self._ledger.remove(message)
+        self.take_down(chat_id, message_id)
 
     def card(self, card_id: str) -> Card:
         with self._cond:

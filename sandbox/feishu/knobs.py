@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sandbox.matrix.loopback import validate_faults
+from sandbox.loopback import FaultKnobs
 
 __all__ = ["FeishuKnobs"]
 
 
 @dataclass(frozen=True)
-class FeishuKnobs:
-    """Limits default to Feishu's documented ones; every one can be changed for a test."""
+class FeishuKnobs(FaultKnobs):
+    """Limits default to Feishu's documented ones; every one can be changed for a test (the
+    fault knobs included)."""
 
     app_id: str | None = None  #: the only app accepted; None accepts any ``cli_…`` id
     app_secret: str | None = None  #: the app's secret; None accepts any non-empty one
@@ -22,14 +23,9 @@ class FeishuKnobs:
     chat_burst: int = 5
     max_card_bytes: int = 30 * 1024  #: a card's JSON size limit
     streaming_timeout: float = 600.0  #: seconds streaming mode stays on before it closes itself
-    latency: float = 0.0
-    error_rate: float = 0.0
-    drop_rate: float = 0.0
-    drop_after_rate: float = 0.0
-    seed: int | None = None
 
     def validated(self) -> FeishuKnobs:
-        validate_faults(self)
+        super().validated()
         for name in ("token_ttl", "card_rate", "chat_rate", "streaming_timeout"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0")

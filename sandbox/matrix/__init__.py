@@ -5,7 +5,7 @@ redactions, txn-id idempotency, M_LIMIT_EXCEEDED), for tests and the demo::
         ...  # PUT {hs.base_url}/_matrix/client/v3/rooms/!r:x/send/m.room.message/t1
         assert hs.texts("!r:x") == ["hi"]
 
-``loopback`` holds the HTTP shell, faults and ledger shared with the Feishu emulator.
+``loopback`` holds the JSON dialect shared with the Feishu emulator (on ``sandbox.loopback``).
 """
 
 from sandbox.matrix.emulator import MatrixEmulator, MatrixKnobs

@@ -26,7 +26,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from sandbox.matrix.loopback import Answer, LoopbackEmulator, Request, validate_faults
+from sandbox.loopback import FaultKnobs
+from sandbox.matrix.loopback import Answer, LoopbackEmulator, Request
 from sandbox.telegram.flood import TokenBucket
 
 __all__ = ["MatrixEmulator", "MatrixKnobs"]
@@ -38,21 +39,16 @@ _PREFIX = ("_matrix", "client", "v3")
 
 
 @dataclass(frozen=True)
-class MatrixKnobs:
-    """Every setting ``configure`` can change at runtime."""
+class MatrixKnobs(FaultKnobs):
+    """Every setting ``configure`` can change at runtime (the fault knobs included)."""
 
     access_token: str | None = None  #: the only token accepted; None accepts any non-empty one
     room_rate: float = 50.0  #: events per second per room
     room_burst: int = 50  #: bucket size per room
     max_event_bytes: int = 65536  #: an event's JSON size limit (Synapse's)
-    latency: float = 0.0
-    error_rate: float = 0.0
-    drop_rate: float = 0.0
-    drop_after_rate: float = 0.0
-    seed: int | None = None
 
     def validated(self) -> MatrixKnobs:
-        validate_faults(self)
+        super().validated()
         if self.room_rate <= 0 or self.room_burst < 1 or self.max_event_bytes < 256:
             raise ValueError("room_rate > 0, room_burst >= 1 and max_event_bytes >= 256")
         return self
@@ -115,11 +111,8 @@ class MatrixEmulator(LoopbackEmulator):
     def redact(self, room_id: str, event_id: str) -> None:
         """The user deletes a message; KeyError if it isn't there."""
         with self._cond:
-            message = self._ledger.find(room_id, event_id)
-            if message is None or message.deleted:
-                raise KeyError((room_id, event_id))
+            self.take_down(room_id, event_id)
             self._events[event_id].redacted = True
-            self._ledger.remove(message)
 
     def events(self, room_id: str) -> list[dict[str, Any]]:
         """Every m.room.message event of the room (edits included), in order."""

@@ -6,8 +6,8 @@ the demo::
                       headers={"Authorization": "Bearer xoxb-1"})
         assert slack.texts("C1") == ["hi"]
 
-Modules: ``mrkdwn`` (what Slack shows for a text), ``loopback`` (HTTP shell, faults, ledger;
-shared with the Discord emulator), ``server`` (the methods and their limits).
+Modules: ``mrkdwn`` (what Slack shows for a text), ``loopback`` (the REST dialect shared with
+the Discord emulator, on ``sandbox.loopback``), ``server`` (the methods and their limits).
 """
 
 from sandbox.slack.server import SlackEmulator, SlackKnobs, message_ts

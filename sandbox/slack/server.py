@@ -56,7 +56,8 @@ class _Refused(Exception):
 class SlackEmulator(LoopbackEmulator):
     """A Slack Web API on a loopback port; clients use ``api_base`` (``…/api``)."""
 
-    Knobs = SlackKnobs
+    knobs_class = SlackKnobs
+    platform = "slack"
 
     def __init__(self, host: str = "127.0.0.1", **knobs: Any) -> None:
         super().__init__(host, **knobs)

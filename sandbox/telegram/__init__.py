@@ -12,7 +12,8 @@ tests read to judge outcomes::
 Stand-alone for other processes: ``python -m sandbox.telegram --port 8081 --latency 0.05``; then
 ``GET /_sandbox/ledger`` reports what it holds (see ``TelegramEmulator.control``).
 
-Layout, each module importing only those above it:
+Layout, each module importing only those above it (the server, fault knobs and ledger
+plumbing every emulator shares are ``sandbox.loopback`` and ``sandbox.ledger``):
 
 - ``knobs``: ``Knobs``, the settings ``configure`` changes, and how each is read from text.
 - ``entities``: UTF-16 length and the HTML / MarkdownV2 / Markdown parsers (``visible_text``).

@@ -6,18 +6,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from sandbox.loopback import FaultKnobs
+
 __all__ = ["KNOB_PARSERS", "LIMIT_KNOBS", "Knobs"]
 
 
 @dataclass(frozen=True)
-class Knobs:
-    """Every setting of the emulator that ``configure`` can change at runtime."""
+class Knobs(FaultKnobs):
+    """Every setting of the emulator that ``configure`` can change at runtime (the fault
+    knobs of ``FaultKnobs`` included)."""
 
     token: str | None = None  #: the only bot token accepted; None accepts any well-formed token
-    latency: float = 0.0  #: seconds added to every Bot API request
-    error_rate: float = 0.0  #: fraction of requests answered 500 without processing
-    drop_rate: float = 0.0  #: fraction of requests dropped without processing
-    drop_after_rate: float = 0.0  #: fraction of requests processed, then dropped
     private_rate: float = 1.0  #: messages per second per private chat
     private_burst: int = 3  #: bucket size per private chat
     group_per_minute: float = 20.0  #: messages per minute per group chat
@@ -25,14 +24,9 @@ class Knobs:
     global_rate: float = 30.0  #: messages per second per bot
     global_burst: int = 30  #: bucket size per bot
     max_units: int = 4096  #: text limit in UTF-16 code units of visible text
-    seed: int | None = None  #: seed of the fault RNG
 
     def validated(self) -> Knobs:
-        for name in ("error_rate", "drop_rate", "drop_after_rate"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ValueError(f"{name} must be within [0, 1]")
-        if self.latency < 0:
-            raise ValueError("latency must be >= 0")
+        super().validated()
         for name in ("private_rate", "group_per_minute", "global_rate"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0")

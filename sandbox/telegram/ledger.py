@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import bisect
 import re
-import threading
 import time
-from collections import Counter
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from operator import attrgetter
-from typing import Any
+
+from sandbox.ledger import ChatLedger
 
 __all__ = ["Ledger", "SandboxCall", "SandboxDraft", "SandboxMessage", "normalise_chat_id"]
 
@@ -63,35 +62,28 @@ def normalise_chat_id(chat_id: int | str) -> str:
     return str(int(text)) if re.fullmatch(r"-?\d+", text) else text
 
 
-class Ledger:
+class Ledger(ChatLedger[SandboxMessage, SandboxCall]):
     """What the platform holds: messages per chat, drafts and every call.
 
     All access goes through ``cond`` (a Condition over an RLock), notified on every change.
     """
 
     def __init__(self) -> None:
-        self.cond = threading.Condition(threading.RLock())
-        self._chats: dict[str, dict[int, SandboxMessage]] = {}
-        self._calls: list[SandboxCall] = []
+        super().__init__()
         self._drafts: dict[str, list[SandboxDraft]] = {}
         self._live: dict[str, SandboxDraft] = {}  #: chat -> the draft it shows now
 
-    def clear(self) -> None:
-        with self.cond:
-            self._chats.clear()
-            self._calls.clear()
-            self._drafts.clear()
-            self._live.clear()
-            self.cond.notify_all()
+    def forget(self) -> None:
+        self._drafts.clear()
+        self._live.clear()
 
     def add_message(
         self, chat_id: str, raw: str, text: str, parse_mode: str | None, now: float
     ) -> SandboxMessage:
         with self.cond:
-            chat = self._chats.setdefault(chat_id, {})
             message = SandboxMessage(
                 chat_id=chat_id,
-                message_id=len(chat) + 1,  # deleted messages stay in the dict
+                message_id=self.chat_size(chat_id) + 1,  # deleted messages stay in the chat
                 text=text,
                 raw_text=raw,
                 parse_mode=parse_mode,
@@ -102,30 +94,19 @@ class Ledger:
                 deleted=False,
                 date=int(time.time()),
             )
-            chat[message.message_id] = message
-            self.cond.notify_all()
-            return message
+            return self.keep(chat_id, message)
 
     def find(self, chat_id: str, message_id: int) -> SandboxMessage | None:
         """The live message (not a copy), or None if it never existed or was deleted."""
-        with self.cond:
-            message = self._chats.get(chat_id, {}).get(message_id)
-            return None if message is None or message.deleted else message
+        message = self.stored(chat_id, message_id)
+        return None if message is None or message.deleted else message
 
     def edit(
         self, message: SandboxMessage, raw: str, text: str, parse_mode: str | None, now: float
     ) -> None:
         with self.cond:
-            message.raw_text, message.text, message.parse_mode = raw, text, parse_mode
-            message.edits += 1
-            message.updated_at = now
-            message.history.append((now, text))
-            self.cond.notify_all()
-
-    def remove(self, message: SandboxMessage) -> None:
-        with self.cond:
-            message.deleted = True
-            self.cond.notify_all()
+            message.raw_text, message.parse_mode = raw, parse_mode
+            self.shown(message, text, now)
 
     def add_draft(self, draft: SandboxDraft) -> None:
         with self.cond:
@@ -152,45 +133,6 @@ class Ledger:
             bisect.insort(self._calls, call, key=attrgetter("t"))
             self.cond.notify_all()
 
-    def messages(self, chat_id: str, include_deleted: bool = False) -> list[SandboxMessage]:
-        """Copies of the chat's messages in message_id order."""
-        with self.cond:
-            chat = self._chats.get(chat_id, {})
-            return [
-                replace(m, history=list(m.history))
-                for _, m in sorted(chat.items())
-                if include_deleted or not m.deleted
-            ]
-
-    def calls(self) -> list[SandboxCall]:
-        with self.cond:
-            return list(self._calls)
-
     def drafts(self, chat_id: str) -> list[SandboxDraft]:
         with self.cond:
             return list(self._drafts.get(chat_id, []))
-
-    def snapshot(self) -> dict[str, Any]:
-        """The JSON view served at ``/_sandbox/ledger``."""
-        with self.cond:
-            chats = {
-                chat_id: [
-                    {
-                        "message_id": m.message_id,
-                        "text": m.text,
-                        "edits": m.edits,
-                        "deleted": m.deleted,
-                    }
-                    for m in self.messages(chat_id, include_deleted=True)
-                ]
-                for chat_id in self._chats
-            }
-            counts = Counter((c.method, c.status) for c in self._calls)
-        return {
-            "chats": chats,
-            "calls": [
-                {"method": method, "status": status, "count": n}
-                for (method, status), n in sorted(counts.items())
-            ],
-            "total_calls": sum(counts.values()),
-        }
