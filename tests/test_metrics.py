@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import re
 import socket
 import urllib.request
 import uuid
 from collections import Counter
+from pathlib import Path
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -14,6 +17,8 @@ from producers import StreamProducer
 from tests.helpers import SAMPLE, emit_paced
 from tests.procs import WorkerProcess
 from tokenrelay.config import Settings
+
+ROOT = Path(__file__).resolve().parents[1]
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -27,10 +32,14 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def scrape(port: int) -> dict[Key, float]:
+def fetch(port: int) -> str:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as reply:
         assert reply.status == 200
-        text = reply.read().decode()
+        return reply.read().decode()
+
+
+def scrape(port: int) -> dict[Key, float]:
+    text = fetch(port)
     return {
         (s.name, tuple(sorted(s.labels.items()))): s.value
         for family in text_string_to_metric_families(text)
@@ -120,6 +129,13 @@ def test_counters_match_what_the_sandbox_ledger_shows(metered, telegram) -> None
     assert total(samples, "tokenrelay_lease_takeovers_total") == 0
     # finished streams stay on the watch schedule until the watchdog's next look
     assert total(samples, "tokenrelay_scheduled_streams", schedule="watch") == len(streams)
+
+    served = {f.name for f in text_string_to_metric_families(fetch(port))}
+    dashboard = (ROOT / "deploy" / "grafana-dashboard.json").read_text()
+    json.loads(dashboard)
+    used = {re.sub(r"_(total|bucket|count|sum)$", "", n)
+            for n in re.findall(r"tokenrelay_[a-z_]+", dashboard)}
+    assert used and used <= served, f"the dashboard uses unknown metrics: {used - served}"
 
 
 def test_each_channel_error_counts_as_its_own_outcome() -> None:
