@@ -6,9 +6,11 @@ maps its wire errors to them once, and the core handles each type once.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
+from tokenrelay.accounts import lookup
 from tokenrelay.config import Settings
 from workers.channels.errors import (
     Ambiguous,
@@ -23,6 +25,7 @@ from workers.channels.errors import (
     TooLong,
     TransientFailure,
 )
+from workers.channels.telegram_markdown import open_fence
 from workers.split import UnitCounter, utf16_units
 
 __all__ = [
@@ -42,10 +45,14 @@ __all__ = [
     "PermanentFailure",
     "RateLimited",
     "Rejected",
+    "RenderedMarkdown",
     "SpecBase",
     "TooLong",
     "TransientFailure",
+    "WholeMessages",
     "chat_id_text",
+    "pattern_chat_id",
+    "printable_chat_id",
 ]
 
 #: how a segment's text is formatted: plain, Markdown rendered for the platform, or the
@@ -59,6 +66,26 @@ def chat_id_text(channel: str, chat_id: object) -> str:
     if isinstance(chat_id, bool) or not isinstance(chat_id, (int, str)):
         raise ValueError(f"{channel} chat_id must be an int or str, not {type(chat_id).__name__}")
     return str(chat_id).strip()
+
+
+def pattern_chat_id(
+    channel: str, chat_id: object, pattern: re.Pattern[str], expected: str, upper: bool = False
+) -> str:
+    """The chat id as a stripped string (upper-cased if ``upper``) when it matches
+    ``pattern``; ValueError saying it should be ``expected`` otherwise."""
+    text = chat_id_text(channel, chat_id)
+    text = text.upper() if upper else text
+    if not pattern.match(text):
+        raise ValueError(f"invalid {channel} chat_id {chat_id!r}: {expected}")
+    return text
+
+
+def printable_chat_id(channel: str, chat_id: object) -> str:
+    """Any non-empty chat name of up to 200 printable characters (console, webhook rooms)."""
+    text = chat_id_text(channel, chat_id)
+    if not text or len(text) > 200 or any(ord(c) < 32 for c in text):
+        raise ValueError(f"invalid {channel} chat_id {chat_id!r}: 1-200 printable characters")
+    return text
 
 
 @dataclass(frozen=True)
@@ -172,6 +199,55 @@ class SpecBase:
     def interval_for(self, chat_id: str, default: float) -> float:
         """Seconds between edits of one stream in this chat (platforms may slow some chats)."""
         return default
+
+    def setting(self, account: str, key: str, default: object = None) -> str:
+        """The account's ``key`` setting (``tokenrelay.accounts.lookup``), else ``default``
+        as text; ConfigError when it is nowhere and has no default."""
+        return lookup(self.name, account, key, default=None if default is None else str(default))
+
+
+class WholeMessages:
+    """The ChannelClient methods of a channel whose messages never change once sent (log
+    lines, webhooks): the core delivers whole messages, so edits and deletions are refused."""
+
+    name: str
+
+    def edit(
+        self,
+        chat_id: str,
+        message_id: str,
+        text: str,
+        fmt: Format,
+        final: bool = False,
+        call: Call = NO_CALL,
+    ) -> None:
+        raise Rejected(f"{self.name} messages cannot be edited")
+
+    def delete(self, chat_id: str, message_id: str) -> None:
+        raise Rejected(f"{self.name} messages cannot be deleted")
+
+    def settles_differently(self, text: str, fmt: Format) -> bool:
+        return False
+
+    def continuation(self, previous: str, fmt: Format) -> str:
+        return ""
+
+
+class RenderedMarkdown:
+    """``settles_differently`` and ``continuation`` of a channel that renders Markdown with
+    ``render_markdown(text, final=…)``: a split inside a code fence reopens it."""
+
+    @staticmethod
+    def render_markdown(text: str, final: bool = False) -> str:
+        raise NotImplementedError
+
+    def settles_differently(self, text: str, fmt: Format) -> bool:
+        return fmt == "markdown" and self.render_markdown(text) != self.render_markdown(
+            text, final=True
+        )
+
+    def continuation(self, previous: str, fmt: Format) -> str:
+        return open_fence(previous) if fmt == "markdown" else ""
 
 
 class ChannelSpec(Protocol):

@@ -17,9 +17,9 @@ from workers.channels.base import (
     Call,
     Capabilities,
     Format,
-    Rejected,
     SpecBase,
-    chat_id_text,
+    WholeMessages,
+    printable_chat_id,
 )
 from workers.split import char_units
 
@@ -37,16 +37,13 @@ class ConsoleSpec(SpecBase):
     name = "console"
 
     def normalize_chat_id(self, chat_id: object) -> str:
-        text = chat_id_text(self.name, chat_id)
-        if not text or len(text) > 200 or any(ord(c) < 32 for c in text):
-            raise ValueError(f"invalid console chat_id {chat_id!r}: 1-200 printable characters")
-        return text
+        return printable_chat_id(self.name, chat_id)
 
     def build(self, account: str) -> ConsoleClient:
         return ConsoleClient(account)
 
 
-class ConsoleClient:
+class ConsoleClient(WholeMessages):
     """Logs whole messages; never edits."""
 
     name = "console"
@@ -69,23 +66,3 @@ class ConsoleClient:
         message_id = f"{chat_id}#{call.key or next(self._ids)}"
         log.info("[console %s] %s", message_id, text)
         return message_id
-
-    def edit(
-        self,
-        chat_id: str,
-        message_id: str,
-        text: str,
-        fmt: Format,
-        final: bool = False,
-        call: Call = NO_CALL,
-    ) -> None:
-        raise Rejected("console messages cannot be edited")
-
-    def delete(self, chat_id: str, message_id: str) -> None:
-        raise Rejected("console messages cannot be deleted")
-
-    def settles_differently(self, text: str, fmt: Format) -> bool:
-        return False
-
-    def continuation(self, previous: str, fmt: Format) -> str:
-        return ""

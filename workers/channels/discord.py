@@ -19,7 +19,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from tokenrelay.accounts import lookup
 from workers.channels.base import (
     NO_CALL,
     Budget,
@@ -31,13 +30,13 @@ from workers.channels.base import (
     PermanentFailure,
     RateLimited,
     Rejected,
+    RenderedMarkdown,
     SpecBase,
     TooLong,
-    chat_id_text,
+    pattern_chat_id,
 )
 from workers.channels.discord_markdown import discord_units, escape, to_discord
 from workers.channels.http import Reply, Transport
-from workers.channels.telegram_markdown import open_fence
 from workers.redact import redact, register_secret
 
 DEFAULT_API_BASE = "https://discord.com/api/v10"
@@ -126,19 +125,16 @@ class DiscordSpec(SpecBase):
     name = "discord"
 
     def normalize_chat_id(self, chat_id: object) -> str:
-        text = chat_id_text(self.name, chat_id)
-        if not SNOWFLAKE.match(text):
-            raise ValueError(
-                f"invalid discord chat_id {chat_id!r}: a channel id (snowflake, 15-21 digits)"
-            )
-        return text
+        return pattern_chat_id(
+            self.name, chat_id, SNOWFLAKE, "a channel id (snowflake, 15-21 digits)"
+        )
 
     def build(self, account: str) -> DiscordClient:
         def get(key: str, default: object) -> str:
-            return lookup(self.name, account, key, default=str(default))
+            return self.setting(account, key, default)
 
         return DiscordClient(
-            lookup(self.name, account, "BOT_TOKEN"),
+            self.setting(account, "BOT_TOKEN"),
             account,
             Transport(self.settings.http_timeout),
             api_base=get("API_BASE", DEFAULT_API_BASE),
@@ -150,10 +146,11 @@ class DiscordSpec(SpecBase):
         )
 
 
-class DiscordClient:
+class DiscordClient(RenderedMarkdown):
     """One bot token. Raises the error types of ``workers.channels.base``."""
 
     name = "discord"
+    render_markdown = staticmethod(to_discord)
 
     def __init__(
         self,
@@ -246,12 +243,6 @@ class DiscordClient:
 
     def delete(self, chat_id: str, message_id: str) -> None:
         self._call("DELETE", chat_id, f"/channels/{chat_id}/messages/{message_id}", None)
-
-    def settles_differently(self, text: str, fmt: Format) -> bool:
-        return fmt == "markdown" and to_discord(text) != to_discord(text, final=True)
-
-    def continuation(self, previous: str, fmt: Format) -> str:
-        return open_fence(previous) if fmt == "markdown" else ""
 
     def _call(
         self,

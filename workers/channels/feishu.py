@@ -30,7 +30,6 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from tokenrelay.accounts import lookup
 from tokenrelay.config import ConfigError
 from workers.channels.base import (
     NO_CALL,
@@ -47,7 +46,7 @@ from workers.channels.base import (
     SpecBase,
     TooLong,
     TransientFailure,
-    chat_id_text,
+    pattern_chat_id,
 )
 from workers.channels.feishu_markdown import card_bytes, to_card_markdown
 from workers.channels.http import Reply, Transport
@@ -85,16 +84,13 @@ class FeishuSpec(SpecBase):
     default_base = "https://open.feishu.cn/open-apis"
 
     def normalize_chat_id(self, chat_id: object) -> str:
-        text = chat_id_text(self.name, chat_id)
-        if not CHAT_ID.match(text):
-            raise ValueError(
-                f"invalid {self.name} chat_id {chat_id!r}: an oc_ chat id, or an ou_/on_ user id"
-            )
-        return text
+        return pattern_chat_id(
+            self.name, chat_id, CHAT_ID, "an oc_ chat id, or an ou_/on_ user id"
+        )
 
     def build(self, account: str) -> FeishuClient:
         def setting(key: str, default: str | None = None) -> str:
-            return lookup(self.name, account, key, default=default)
+            return self.setting(account, key, default)
 
         base = setting("API_BASE", self.default_base).rstrip("/")
         if not base.startswith(("http://", "https://")):

@@ -21,7 +21,6 @@ import uuid
 from typing import Any
 from urllib.parse import quote
 
-from tokenrelay.accounts import lookup
 from tokenrelay.config import ConfigError
 from workers.channels.base import (
     NO_CALL,
@@ -34,12 +33,13 @@ from workers.channels.base import (
     PermanentFailure,
     RateLimited,
     Rejected,
+    RenderedMarkdown,
     SpecBase,
     TooLong,
-    chat_id_text,
+    pattern_chat_id,
 )
 from workers.channels.http import Reply, Transport
-from workers.channels.telegram_markdown import open_fence, to_telegram_html, visible_text
+from workers.channels.telegram_markdown import to_telegram_html, visible_text
 from workers.redact import redact, register_secret
 from workers.split import char_units
 
@@ -59,14 +59,11 @@ class MatrixSpec(SpecBase):
     name = "matrix"
 
     def normalize_chat_id(self, chat_id: object) -> str:
-        text = chat_id_text(self.name, chat_id)
-        if not ROOM_ID.match(text):
-            raise ValueError(f"invalid matrix chat_id {chat_id!r}: a room id like !abc:server")
-        return text
+        return pattern_chat_id(self.name, chat_id, ROOM_ID, "a room id like !abc:server")
 
     def build(self, account: str) -> MatrixClient:
         def setting(key: str, default: str | None = None) -> str:
-            return lookup(self.name, account, key, default=default)
+            return self.setting(account, key, default)
 
         homeserver = setting("HOMESERVER").rstrip("/")
         if not homeserver.startswith(("http://", "https://")):
@@ -84,10 +81,11 @@ class MatrixSpec(SpecBase):
         )
 
 
-class MatrixClient:
+class MatrixClient(RenderedMarkdown):
     """One Matrix user (access token). Raises the error types of ``workers.channels.base``."""
 
     name = "matrix"
+    render_markdown = staticmethod(to_telegram_html)
 
     def __init__(
         self,
@@ -162,12 +160,6 @@ class MatrixClient:
         txn = txn_id(_digest(message_id)[:25], "redact", {})
         url = f"{self._room(chat_id)}/redact/{quote(message_id, safe='')}/{txn}"
         self._request("PUT", url, {}, "redact")
-
-    def settles_differently(self, text: str, fmt: Format) -> bool:
-        return fmt == "markdown" and to_telegram_html(text) != to_telegram_html(text, final=True)
-
-    def continuation(self, previous: str, fmt: Format) -> str:
-        return open_fence(previous) if fmt == "markdown" else ""
 
     def _room(self, chat_id: str) -> str:
         return f"{self._base}/rooms/{quote(chat_id, safe='')}"

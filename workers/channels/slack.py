@@ -19,7 +19,6 @@ import threading
 from collections import OrderedDict
 from typing import Any
 
-from tokenrelay.accounts import lookup
 from workers.channels.base import (
     NO_CALL,
     Budget,
@@ -32,14 +31,14 @@ from workers.channels.base import (
     PermanentFailure,
     RateLimited,
     Rejected,
+    RenderedMarkdown,
     SpecBase,
     TooLong,
     TransientFailure,
-    chat_id_text,
+    pattern_chat_id,
 )
 from workers.channels.http import Reply, Transport
 from workers.channels.slack_markdown import ZWSP, mrkdwn_units, plain_mrkdwn, to_mrkdwn
-from workers.channels.telegram_markdown import open_fence
 from workers.redact import redact, register_secret
 
 DEFAULT_API_BASE = "https://slack.com/api"
@@ -82,20 +81,17 @@ class SlackSpec(SpecBase):
     name = "slack"
 
     def normalize_chat_id(self, chat_id: object) -> str:
-        text = chat_id_text(self.name, chat_id).upper()
-        if not CHAT_ID.match(text):
-            raise ValueError(
-                f"invalid slack chat_id {chat_id!r}: a conversation id such as C0123ABCD "
-                "(C channel, G private channel, D direct message, U user)"
-            )
-        return text
+        return pattern_chat_id(
+            self.name, chat_id, CHAT_ID, "a conversation id such as C0123ABCD "
+            "(C channel, G private channel, D direct message, U user)", upper=True,
+        )
 
     def build(self, account: str) -> SlackClient:
-        def get(key: str, default: str) -> str:
-            return lookup(self.name, account, key, default=default)
+        def get(key: str, default: object) -> str:
+            return self.setting(account, key, default)
 
         return SlackClient(
-            lookup(self.name, account, "BOT_TOKEN"),
+            self.setting(account, "BOT_TOKEN"),
             account,
             Transport(self.settings.http_timeout),
             api_base=get("API_BASE", DEFAULT_API_BASE),
@@ -105,10 +101,11 @@ class SlackSpec(SpecBase):
         )
 
 
-class SlackClient:
+class SlackClient(RenderedMarkdown):
     """One bot token (one app in one workspace). Raises the error types of ``base``."""
 
     name = "slack"
+    render_markdown = staticmethod(to_mrkdwn)
 
     def __init__(
         self,
@@ -188,12 +185,6 @@ class SlackClient:
 
     def delete(self, chat_id: str, message_id: str) -> None:
         self._call("chat.delete", {"channel": chat_id, "ts": message_id})
-
-    def settles_differently(self, text: str, fmt: Format) -> bool:
-        return fmt == "markdown" and to_mrkdwn(text) != to_mrkdwn(text, final=True)
-
-    def continuation(self, previous: str, fmt: Format) -> str:
-        return open_fence(previous) if fmt == "markdown" else ""
 
     # -- native streams ----------------------------------------------------------------------
 

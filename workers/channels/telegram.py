@@ -26,12 +26,13 @@ from workers.channels.base import (
     PermanentFailure,
     RateLimited,
     Rejected,
+    RenderedMarkdown,
     SpecBase,
     TooLong,
-    chat_id_text,
+    pattern_chat_id,
 )
 from workers.channels.http import Reply, Transport
-from workers.channels.telegram_markdown import open_fence, to_telegram_html, visible_text
+from workers.channels.telegram_markdown import to_telegram_html, visible_text
 from workers.redact import redact, register_secret
 from workers.split import utf16_units
 
@@ -63,10 +64,7 @@ class TelegramSpec(SpecBase):
     name = "telegram"
 
     def normalize_chat_id(self, chat_id: object) -> str:
-        text = chat_id_text(self.name, chat_id)
-        if not CHAT_ID.match(text):
-            raise ValueError(f"invalid telegram chat_id {chat_id!r}: an integer or @channelname")
-        return text
+        return pattern_chat_id(self.name, chat_id, CHAT_ID, "an integer or @channelname")
 
     def interval_for(self, chat_id: str, default: float) -> float:
         if is_group(chat_id):
@@ -81,10 +79,11 @@ class TelegramSpec(SpecBase):
         )
 
 
-class TelegramClient:
+class TelegramClient(RenderedMarkdown):
     """One bot account. Raises the error types of ``workers.channels.base``."""
 
     name = "telegram"
+    render_markdown = staticmethod(to_telegram_html)
     capabilities = CAPABILITIES
 
     def __init__(self, token: str, account: str, settings: Settings, transport: Transport) -> None:
@@ -169,12 +168,6 @@ class TelegramClient:
         if message_id.startswith(DRAFT):
             return  # a draft is ephemeral: it goes by itself
         self._call("deleteMessage", {"chat_id": chat_id, "message_id": int(message_id)})
-
-    def settles_differently(self, text: str, fmt: Format) -> bool:
-        return fmt == "markdown" and to_telegram_html(text) != to_telegram_html(text, final=True)
-
-    def continuation(self, previous: str, fmt: Format) -> str:
-        return open_fence(previous) if fmt == "markdown" else ""
 
     @staticmethod
     def _payload(chat_id: str, text: str, fmt: Format, final: bool) -> dict[str, Any]:

@@ -23,7 +23,8 @@ from workers.channels.base import (
     RateLimited,
     Rejected,
     SpecBase,
-    chat_id_text,
+    WholeMessages,
+    printable_chat_id,
 )
 from workers.channels.http import Reply, Transport
 from workers.redact import redact, register_secret
@@ -43,10 +44,7 @@ class WebhookSpec(SpecBase):
     name = "webhook"
 
     def normalize_chat_id(self, chat_id: object) -> str:
-        text = chat_id_text(self.name, chat_id)
-        if not text or len(text) > 200 or any(ord(c) < 32 for c in text):
-            raise ValueError(f"invalid webhook chat_id {chat_id!r}: 1-200 printable characters")
-        return text
+        return printable_chat_id(self.name, chat_id)
 
     def build(self, account: str) -> WebhookClient:
         url = credential(self.name, account, kind="URL")
@@ -59,7 +57,7 @@ class WebhookSpec(SpecBase):
         return WebhookClient(url, token, account, Transport(self.settings.http_timeout))
 
 
-class WebhookClient:
+class WebhookClient(WholeMessages):
     """Posts whole messages; never edits."""
 
     name = "webhook"
@@ -91,26 +89,6 @@ class WebhookClient:
         if 200 <= reply.status < 300:
             return str(reply.body.get("id") or reply.body.get("message_id") or uuid.uuid4().hex)
         raise read_error(reply)
-
-    def edit(
-        self,
-        chat_id: str,
-        message_id: str,
-        text: str,
-        fmt: Format,
-        final: bool = False,
-        call: Call = NO_CALL,
-    ) -> None:
-        raise Rejected("webhook messages cannot be edited")
-
-    def delete(self, chat_id: str, message_id: str) -> None:
-        raise Rejected("webhook messages cannot be deleted")
-
-    def settles_differently(self, text: str, fmt: Format) -> bool:
-        return False
-
-    def continuation(self, previous: str, fmt: Format) -> str:
-        return ""
 
 
 def read_error(reply: Reply) -> ChannelError:
