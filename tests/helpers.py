@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import itertools
+import threading
 import time
 from collections.abc import Iterator
+from typing import Any
 
 SAMPLE = (
     "Sure! Here is how the pipeline works.\n\n"
@@ -31,3 +35,77 @@ def emit_paced(stream, text: str, per_second: float = 400.0, size: int = 4) -> N
 def squash(text: str) -> str:
     """Text without whitespace: messages are trimmed at their ends and at split points."""
     return "".join(text.split())
+
+
+def stream_reply(
+    producer: Any, channel: str, chat_id: str, text: str = SAMPLE, per_second: float = 200.0,
+    timeout: float = 60.0, **start: Any,
+) -> Any:
+    """One stream of ``text`` emitted at ``per_second`` tokens/s, then stopped: its StopResult."""
+    stream = producer.start(channel=channel, chat_id=chat_id, **start)
+    emit_paced(stream, text, per_second=per_second)
+    return stream.stop(timeout=timeout)
+
+
+def stream_concurrently(
+    producer: Any, channel: str, chats: list[str], text: str = SAMPLE, per_second: float = 200.0,
+    interval: float = 0.1, timeout: float = 60.0,
+) -> list[Any]:
+    """One stream per chat, all emitting at once from their own threads, then each stopped:
+    their StopResults in the order of ``chats``."""
+    streams = [producer.start(channel=channel, chat_id=c, interval=interval) for c in chats]
+    threads = [threading.Thread(target=emit_paced, args=(s, text, per_second)) for s in streams]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return [s.stop(timeout=timeout) for s in streams]
+
+
+@contextlib.contextmanager
+def configured(emulator: Any, during: dict[str, Any], after: dict[str, Any]) -> Iterator[Any]:
+    """``emulator`` with the knobs ``during`` for the block, set to ``after`` when it ends."""
+    emulator.configure(**during)
+    try:
+        yield emulator
+    finally:
+        emulator.configure(**after)
+
+
+def assert_never_backwards(message: Any, why: str, loose: bool = False) -> None:
+    """Every text the message showed starts with the one before (``loose``: but for the
+    last visible character, which rendering may hold back while markup is open)."""
+    for (_, before), (_, after) in itertools.pairwise(message.history):
+        shown = before.rstrip()[:-1] if loose else before
+        assert after.startswith(shown), (why, before, after)
+
+
+def assert_retry_after_waited(calls: list[Any], why: str, slack: float = 0.05) -> None:
+    """After every 429 among ``calls`` (in arrival order), the next call came no sooner
+    than the answer's ``retry_after`` seconds (less ``slack``)."""
+    for prev, nxt in itertools.pairwise(calls):
+        if prev.status == 429:
+            assert nxt.t - prev.t >= prev.retry_after - slack, why
+
+
+def calls_in(emulator: Any, chat_id: str) -> list[Any]:
+    """The emulator's calls about one chat, in arrival order."""
+    return [c for c in emulator.calls if c.chat_id == chat_id]
+
+
+def first_429_and_later_successes(emulator: Any, chat_id: str) -> tuple[list[Any], list[Any]]:
+    """The chat's 429 answers, and its successful calls after the first of them."""
+    calls = calls_in(emulator, chat_id)
+    limited = [c for c in calls if c.status == 429]
+    later = [c for c in calls if c.ok and c.t > limited[0].t] if limited else []
+    return limited, later
+
+
+def env_account(monkeypatch: Any, platform: str, names: Iterator[int],
+                settings: dict[str, str]) -> str:
+    """A new account name on ``platform`` whose TOKENRELAY_* settings are ``settings`` (for
+    this test only)."""
+    name = f"acct{id(monkeypatch)}x{next(names)}"
+    for key, value in settings.items():
+        monkeypatch.setenv(f"TOKENRELAY_{platform.upper()}_{name.upper()}_{key.upper()}", value)
+    return name

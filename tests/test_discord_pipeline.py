@@ -7,7 +7,16 @@ import itertools
 import pytest
 
 from sandbox.discord import ID_BASE
-from tests.helpers import SAMPLE, emit_paced, squash, tokens
+from tests.helpers import (
+    SAMPLE,
+    assert_never_backwards,
+    configured,
+    emit_paced,
+    first_429_and_later_successes,
+    squash,
+    stream_reply,
+    tokens,
+)
 
 pytestmark = pytest.mark.integration
 _ids = itertools.count(1)
@@ -19,16 +28,13 @@ def _chat() -> str:
 
 def test_reply_grows_by_edits_then_lands_whole(producer, discord) -> None:
     chat = _chat()
-    stream = producer.start(channel="discord", chat_id=chat)
-    emit_paced(stream, SAMPLE, per_second=150)
-    result = stream.stop(timeout=30)
+    result = stream_reply(producer, "discord", chat, per_second=150, timeout=30)
     assert result.all_sent, result
     [message] = discord.messages(chat)
     assert message.text == SAMPLE.strip()
     assert result.message_ids == [str(ID_BASE + message.message_id)]
     assert message.edits >= 2
-    for (_, before), (_, after) in itertools.pairwise(message.history):
-        assert after.startswith(before.rstrip()[:-1]), "the chat never moves backwards"
+    assert_never_backwards(message, "the chat never moves backwards", loose=True)
 
 
 def test_long_reply_splits_at_2000_characters(producer, discord) -> None:
@@ -48,18 +54,12 @@ def test_long_reply_splits_at_2000_characters(producer, discord) -> None:
 def test_a_429_is_waited_out(producer, discord) -> None:
     chat = _chat()
     # the route buckets' headers keep the core in line; the global limit is not announced
-    discord.configure(global_rate=1.0)
-    try:
-        stream = producer.start(channel="discord", chat_id=chat, interval=0.1)
-        emit_paced(stream, SAMPLE, per_second=30)
-        result = stream.stop(timeout=60)
-    finally:
-        discord.configure(global_rate=50.0)
+    with configured(discord, {"global_rate": 1.0}, {"global_rate": 50.0}):
+        result = stream_reply(producer, "discord", chat, per_second=30, interval=0.1)
     assert result.all_sent, result
     assert discord.texts(chat) == [SAMPLE.strip()]
-    limited = [c for c in discord.calls if c.chat_id == chat and c.status == 429]
+    limited, after = first_429_and_later_successes(discord, chat)
     assert limited and result.rate_limited >= 1
-    after = [c for c in discord.calls if c.chat_id == chat and c.ok and c.t > limited[0].t]
     assert after[0].t - limited[0].t >= 0.5, "retry_after was waited out"
 
 
@@ -88,16 +88,15 @@ def test_lost_access_is_a_clear_permanent_failure(producer, discord) -> None:
 
 def test_lost_answers_never_leave_a_duplicate_thanks_to_the_nonce(producer, discord) -> None:
     chat = _chat()
-    discord.configure(error_rate=0.2, drop_rate=0.1, drop_after_rate=0.3, seed=3)
-    try:
+    faults = {"error_rate": 0.2, "drop_rate": 0.1, "drop_after_rate": 0.3, "seed": 3}
+    calm = {"error_rate": 0.0, "drop_rate": 0.0, "drop_after_rate": 0.0}
+    with configured(discord, faults, calm):
         streams = []
         for i in range(4):
             stream = producer.start(channel="discord", chat_id=chat, interval=0.1)
             emit_paced(stream, f"Reply {i}: {SAMPLE}", per_second=300)
             streams.append(stream)
         results = [s.stop(timeout=60) for s in streams]
-    finally:
-        discord.configure(error_rate=0.0, drop_rate=0.0, drop_after_rate=0.0)
     assert all(r.all_sent for r in results), results
     assert sorted(discord.texts(chat)) == sorted(f"Reply {i}: {SAMPLE.strip()}" for i in range(4))
     assert discord.count(chat_id=chat, fault="drop_after") >= 1, "answers were lost"

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-import itertools
-import threading
-
 import pytest
 
-from tests.helpers import SAMPLE, emit_paced
+from tests.helpers import (
+    SAMPLE,
+    assert_retry_after_waited,
+    calls_in,
+    emit_paced,
+    stream_concurrently,
+    stream_reply,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -23,13 +27,7 @@ def faulty(telegram):
 def test_5xx_drops_and_latency_lose_nothing_and_duplicate_nothing(producer, faulty) -> None:
     faulty.configure(error_rate=0.15, drop_rate=0.05, latency=0.02)
     chats = [str(60_000 + i) for i in range(10)]
-    streams = [producer.start(channel="telegram", chat_id=c, interval=0.1) for c in chats]
-    threads = [threading.Thread(target=emit_paced, args=(s, SAMPLE, 200)) for s in streams]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    results = [s.stop(timeout=60) for s in streams]
+    results = stream_concurrently(producer, "telegram", chats)
     assert all(r.all_sent for r in results), [r for r in results if not r.all_sent]
     for chat in chats:
         assert faulty.texts(chat) == [SAMPLE.strip()], chat
@@ -40,16 +38,11 @@ def test_429_retry_after_is_honoured_and_the_final_is_never_dropped(
     producer, faulty, chat_id
 ) -> None:
     faulty.configure(private_rate=0.5, private_burst=1)
-    stream = producer.start(channel="telegram", chat_id=chat_id, interval=0.05)
-    emit_paced(stream, SAMPLE, per_second=200)
-    result = stream.stop(timeout=60)
+    result = stream_reply(producer, "telegram", chat_id, interval=0.05)
     assert result.all_sent
     assert result.rate_limited >= 1
     assert faulty.texts(chat_id) == [SAMPLE.strip()]
-    calls = [c for c in faulty.calls if c.chat_id == chat_id]
-    for prev, nxt in itertools.pairwise(calls):
-        if prev.status == 429:
-            assert nxt.t - prev.t >= prev.retry_after - 0.05, "waited out retry_after"
+    assert_retry_after_waited(calls_in(faulty, chat_id), "waited out retry_after")
 
 
 def test_a_platform_that_counts_longer_gets_smaller_messages_not_lost_text(

@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 import itertools
-import threading
 
 import pytest
 
 from sandbox.feishu import APP_ID, APP_SECRET
-from tests.helpers import SAMPLE, emit_paced, squash, tokens
+from tests.helpers import (
+    SAMPLE,
+    assert_never_backwards,
+    assert_retry_after_waited,
+    calls_in,
+    emit_paced,
+    env_account,
+    squash,
+    stream_concurrently,
+    stream_reply,
+    tokens,
+)
 from workers.channels.feishu_markdown import card_bytes
 
 pytestmark = pytest.mark.integration
@@ -20,13 +30,9 @@ def account(feishu, monkeypatch):
     names = itertools.count()
 
     def make(platform: str = "feishu", **settings: str) -> str:
-        name = f"acct{id(monkeypatch)}x{next(names)}"
         values = {"api_base": f"{feishu.base_url}/open-apis", "app_id": APP_ID,
                   "app_secret": APP_SECRET, **settings}
-        for key, value in values.items():
-            monkeypatch.setenv(f"TOKENRELAY_{platform.upper()}_{name.upper()}_{key.upper()}",
-                               value)
-        return name
+        return env_account(monkeypatch, platform, names, values)
 
     return make
 
@@ -39,9 +45,7 @@ def restore(feishu):
 
 
 def test_a_card_grows_then_stops_streaming(producer, feishu, feishu_chat) -> None:
-    stream = producer.start(channel="feishu", chat_id=feishu_chat)
-    emit_paced(stream, SAMPLE, per_second=150)
-    result = stream.stop(timeout=20)
+    result = stream_reply(producer, "feishu", feishu_chat, per_second=150, timeout=20)
 
     assert result.all_sent, result
     [message] = feishu.messages(feishu_chat)
@@ -52,8 +56,7 @@ def test_a_card_grows_then_stops_streaming(producer, feishu, feishu_chat) -> Non
         + result.message_ids[0].rsplit(":", 1)[1]
     ]
     assert message.edits >= 2
-    for (_, before), (_, after) in itertools.pairwise(message.history):
-        assert after.startswith(before), "the card never shows the reply going backwards"
+    assert_never_backwards(message, "the card never shows the reply going backwards")
     assert feishu.count(chat_id=feishu_chat, status=400) == 0, "every sequence increased"
 
 
@@ -86,17 +89,13 @@ def test_a_long_reply_splits_into_cards_within_the_size(
 def test_card_rate_limits_are_waited_out(producer, restore, feishu_chat) -> None:
     feishu = restore
     feishu.configure(card_rate=1.0, card_burst=1)
-    stream = producer.start(channel="feishu", chat_id=feishu_chat, interval=0.05)
-    emit_paced(stream, SAMPLE, per_second=300)
-    result = stream.stop(timeout=60)
+    result = stream_reply(producer, "feishu", feishu_chat, per_second=300, interval=0.05)
 
     assert result.all_sent, result
     assert feishu.texts(feishu_chat) == [SAMPLE.strip()]
-    calls = [c for c in feishu.calls if c.chat_id == feishu_chat]
+    calls = calls_in(feishu, feishu_chat)
     assert any(c.status == 429 for c in calls) and result.rate_limited >= 1
-    for prev, nxt in itertools.pairwise(calls):
-        if prev.status == 429:
-            assert nxt.t - prev.t >= prev.retry_after - 0.05, "waited out the reset"
+    assert_retry_after_waited(calls, "waited out the reset")
 
 
 def test_a_recalled_card_is_sent_anew(producer, feishu, feishu_chat) -> None:
@@ -144,13 +143,7 @@ def test_faults_lose_nothing(producer, restore) -> None:
     feishu.configure(error_rate=0.1, drop_rate=0.05, drop_after_rate=0.1, latency=0.01, seed=7,
                      card_rate=100.0, card_burst=100)
     chats = [f"oc_faults{i}" for i in range(6)]
-    streams = [producer.start(channel="feishu", chat_id=c, interval=0.1) for c in chats]
-    threads = [threading.Thread(target=emit_paced, args=(s, SAMPLE, 200)) for s in streams]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    results = [s.stop(timeout=60) for s in streams]
+    results = stream_concurrently(producer, "feishu", chats)
 
     assert all(r.all_sent for r in results), [r for r in results if not r.all_sent]
     for chat in chats:

@@ -3,11 +3,21 @@
 from __future__ import annotations
 
 import itertools
-import threading
 
 import pytest
 
-from tests.helpers import SAMPLE, emit_paced, squash, tokens
+from tests.helpers import (
+    SAMPLE,
+    assert_never_backwards,
+    assert_retry_after_waited,
+    calls_in,
+    emit_paced,
+    env_account,
+    squash,
+    stream_concurrently,
+    stream_reply,
+    tokens,
+)
 from tests.platforms.matrix import MATRIX_TOKEN
 
 pytestmark = pytest.mark.integration
@@ -24,13 +34,8 @@ def account(matrix, monkeypatch):
     names = itertools.count()
 
     def make(token: str = MATRIX_TOKEN, **settings: str) -> str:
-        name = f"acct{id(monkeypatch)}x{next(names)}"
-        prefix = f"TOKENRELAY_MATRIX_{name.upper()}_"
-        monkeypatch.setenv(prefix + "HOMESERVER", matrix.base_url)
-        monkeypatch.setenv(prefix + "ACCESS_TOKEN", token)
-        for key, value in settings.items():
-            monkeypatch.setenv(prefix + key.upper(), value)
-        return name
+        values = {"homeserver": matrix.base_url, "access_token": token, **settings}
+        return env_account(monkeypatch, "matrix", names, values)
 
     return make
 
@@ -43,17 +48,14 @@ def restore(matrix):
 
 
 def test_reply_grows_by_edits_then_lands_whole(producer, matrix, room_id) -> None:
-    stream = producer.start(channel="matrix", chat_id=room_id)
-    emit_paced(stream, SAMPLE, per_second=150)
-    result = stream.stop(timeout=20)
+    result = stream_reply(producer, "matrix", room_id, per_second=150, timeout=20)
 
     assert result.all_sent, result
     [message] = matrix.messages(room_id)
     assert message.text == SAMPLE.strip()
     assert result.message_ids == [message.message_id]
     assert message.edits >= 2, "the reply grows by m.replace edits"
-    for (_, before), (_, after) in itertools.pairwise(message.history):
-        assert after.startswith(before), "the room never shows the reply going backwards"
+    assert_never_backwards(message, "the room never shows the reply going backwards")
     assert len(_originals(matrix, room_id)) == 1
 
 
@@ -88,18 +90,14 @@ def test_a_long_reply_splits_at_boundaries(producer, matrix, room_id, account) -
 def test_rate_limit_answers_are_waited_out(producer, restore, room_id) -> None:
     matrix = restore
     matrix.configure(room_rate=1.0, room_burst=1)
-    stream = producer.start(channel="matrix", chat_id=room_id, interval=0.05)
-    emit_paced(stream, SAMPLE, per_second=300)
-    result = stream.stop(timeout=60)
+    result = stream_reply(producer, "matrix", room_id, per_second=300, interval=0.05)
 
     assert result.all_sent, result
     assert matrix.texts(room_id) == [SAMPLE.strip()]
-    calls = [c for c in matrix.calls if c.chat_id == room_id]
+    calls = calls_in(matrix, room_id)
     limited = [c for c in calls if c.status == 429]
     assert limited and result.rate_limited >= 1
-    for prev, nxt in itertools.pairwise(calls):
-        if prev.status == 429:
-            assert nxt.t - prev.t >= prev.retry_after - 0.05, "waited out retry_after_ms"
+    assert_retry_after_waited(calls, "waited out retry_after_ms")
 
 
 def test_a_redacted_reply_is_sent_anew(producer, matrix, room_id) -> None:
@@ -144,13 +142,7 @@ def test_faults_lose_nothing_and_create_no_duplicate_event(producer, restore) ->
     matrix.configure(error_rate=0.1, drop_rate=0.05, drop_after_rate=0.15, latency=0.01,
                      seed=5)
     rooms = [f"!faults{i}:sandbox.local" for i in range(6)]
-    streams = [producer.start(channel="matrix", chat_id=r, interval=0.1) for r in rooms]
-    threads = [threading.Thread(target=emit_paced, args=(s, SAMPLE, 200)) for s in streams]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    results = [s.stop(timeout=60) for s in streams]
+    results = stream_concurrently(producer, "matrix", rooms)
 
     assert all(r.all_sent for r in results), [r for r in results if not r.all_sent]
     for room, result in zip(rooms, results, strict=True):

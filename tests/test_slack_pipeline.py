@@ -6,7 +6,16 @@ import itertools
 
 import pytest
 
-from tests.helpers import SAMPLE, emit_paced, squash, tokens
+from tests.helpers import (
+    SAMPLE,
+    assert_never_backwards,
+    configured,
+    emit_paced,
+    first_429_and_later_successes,
+    squash,
+    stream_reply,
+    tokens,
+)
 
 pytestmark = pytest.mark.integration
 _ids = itertools.count(1)
@@ -16,22 +25,15 @@ def _chat(kind: str = "C") -> str:
     return f"{kind}0TR{next(_ids):05d}"
 
 
-def _never_backwards(message) -> None:
-    for (_, before), (_, after) in itertools.pairwise(message.history):
-        assert after.startswith(before.rstrip()[:-1]), (before, after)
-
-
 def test_reply_grows_by_updates_then_lands_whole(producer, slack) -> None:
     chat = _chat()
-    stream = producer.start(channel="slack", chat_id=chat)
-    emit_paced(stream, SAMPLE, per_second=150)
-    result = stream.stop(timeout=30)
+    result = stream_reply(producer, "slack", chat, per_second=150, timeout=30)
     assert result.all_sent, result
     [message] = slack.messages(chat)
     assert message.text == SAMPLE.strip()
     assert result.message_ids == [f"1700000000.{message.message_id:06d}"]
     assert message.edits >= 2, "the reply grows while it is written"
-    _never_backwards(message)
+    assert_never_backwards(message, "the chat never moves backwards", loose=True)
 
 
 def test_markdown_is_sent_as_mrkdwn(producer, slack) -> None:
@@ -60,18 +62,13 @@ def test_long_reply_splits_into_messages_under_the_limit(producer, slack) -> Non
 
 def test_a_429_is_waited_out_and_the_final_still_lands(producer, slack) -> None:
     chat = _chat()
-    slack.configure(update_per_minute=12.0, update_burst=1)  # stricter than the client thinks
-    try:
-        stream = producer.start(channel="slack", chat_id=chat, interval=0.1)
-        emit_paced(stream, SAMPLE, per_second=30)
-        result = stream.stop(timeout=60)
-    finally:
-        slack.configure(update_per_minute=600.0, update_burst=20)
+    strict = {"update_per_minute": 12.0, "update_burst": 1}  # stricter than the client thinks
+    with configured(slack, strict, {"update_per_minute": 600.0, "update_burst": 20}):
+        result = stream_reply(producer, "slack", chat, per_second=30, interval=0.1)
     assert result.all_sent and result.rate_limited >= 1, result
     assert slack.texts(chat) == [SAMPLE.strip()]
-    limited = [c for c in slack.calls if c.chat_id == chat and c.status == 429]
-    later = [c for c in slack.calls if c.chat_id == chat and c.ok and c.t > limited[0].t]
-    assert later and later[0].t - limited[0].t >= limited[0].retry_after - 0.05
+    limited, later = first_429_and_later_successes(slack, chat)
+    assert limited and later and later[0].t - limited[0].t >= limited[0].retry_after - 0.05
 
 
 def test_deleted_message_is_sent_anew(producer, slack) -> None:
@@ -99,13 +96,9 @@ def test_removed_from_the_channel_is_a_clear_permanent_failure(producer, slack) 
 
 def test_server_errors_and_dropped_connections_are_retried(producer, slack) -> None:
     chat = _chat()
-    slack.configure(error_rate=0.3, drop_rate=0.1, seed=7)
-    try:
-        stream = producer.start(channel="slack", chat_id=chat, interval=0.1)
-        emit_paced(stream, SAMPLE, per_second=200)
-        result = stream.stop(timeout=60)
-    finally:
-        slack.configure(error_rate=0.0, drop_rate=0.0)
+    faults = {"error_rate": 0.3, "drop_rate": 0.1, "seed": 7}
+    with configured(slack, faults, {"error_rate": 0.0, "drop_rate": 0.0}):
+        result = stream_reply(producer, "slack", chat, interval=0.1)
     assert result.all_sent, result
     assert slack.texts(chat) == [SAMPLE.strip()]
     assert slack.count(chat_id=None, status=500) + slack.count(fault="drop") >= 1
@@ -127,7 +120,7 @@ def test_native_stream_expiring_mid_reply_neither_loses_nor_repeats(producer, sl
            "stream expired."
     assert slack.texts(chat) == [full]
     [message] = slack.messages(chat)
-    _never_backwards(message)
+    assert_never_backwards(message, "the chat never moves backwards", loose=True)
     assert slack.count("chat.startStream", chat_id=chat) == 1
     assert slack.count("chat.appendStream", chat_id=chat) >= 1
     assert slack.count("chat.update", chat_id=chat) >= 1, "it went on with chat.update"
