@@ -6,7 +6,7 @@ import contextlib
 import itertools
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 SAMPLE = (
@@ -109,3 +109,16 @@ def env_account(monkeypatch: Any, platform: str, names: Iterator[int],
     for key, value in settings.items():
         monkeypatch.setenv(f"TOKENRELAY_{platform.upper()}_{name.upper()}_{key.upper()}", value)
     return name
+
+
+def stream_around_deletion(
+    producer: Any, emulator: Any, channel: str, chat_id: str, delete: Callable[[], None],
+) -> Any:
+    """Stream "first part"; once the chat shows it, ``delete()`` it (the user deletes the
+    message) and go on with ", second part": the StopResult."""
+    stream = producer.start(channel=channel, chat_id=chat_id, interval=0.1)
+    stream.emit("first part")
+    assert emulator.wait_for(lambda e: e.texts(chat_id) == ["first part"], timeout=10)
+    delete()
+    stream.emit(", second part")
+    return stream.stop(timeout=30)

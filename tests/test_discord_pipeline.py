@@ -14,6 +14,7 @@ from tests.helpers import (
     emit_paced,
     first_429_and_later_successes,
     squash,
+    stream_around_deletion,
     stream_reply,
     tokens,
 )
@@ -65,12 +66,9 @@ def test_a_429_is_waited_out(producer, discord) -> None:
 
 def test_deleted_message_is_sent_anew(producer, discord) -> None:
     chat = _chat()
-    stream = producer.start(channel="discord", chat_id=chat, interval=0.1)
-    stream.emit("first part")
-    assert discord.wait_for(lambda e: e.texts(chat) == ["first part"], timeout=10)
-    discord.delete(chat, 1)
-    stream.emit(", second part")
-    result = stream.stop(timeout=30)
+    result = stream_around_deletion(
+        producer, discord, "discord", chat, lambda: discord.delete(chat, 1)
+    )
     assert result.all_sent and result.resent >= 1, result
     assert discord.texts(chat) == ["first part, second part"]
 

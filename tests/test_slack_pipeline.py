@@ -13,6 +13,7 @@ from tests.helpers import (
     emit_paced,
     first_429_and_later_successes,
     squash,
+    stream_around_deletion,
     stream_reply,
     tokens,
 )
@@ -73,12 +74,9 @@ def test_a_429_is_waited_out_and_the_final_still_lands(producer, slack) -> None:
 
 def test_deleted_message_is_sent_anew(producer, slack) -> None:
     chat = _chat()
-    stream = producer.start(channel="slack", chat_id=chat, interval=0.1)
-    stream.emit("first part")
-    assert slack.wait_for(lambda e: e.texts(chat) == ["first part"], timeout=10)
-    slack.delete(chat, 1)
-    stream.emit(", second part")
-    result = stream.stop(timeout=30)
+    result = stream_around_deletion(
+        producer, slack, "slack", chat, lambda: slack.delete(chat, 1)
+    )
     assert result.all_sent and result.resent >= 1, result
     assert slack.texts(chat) == ["first part, second part"]
 
