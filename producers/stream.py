@@ -24,12 +24,18 @@ _BOUNDARY = object()
 
 
 def _utf8(parts: list[str]) -> bytes:
-    """Join tokens as UTF-8; lone surrogates (broken decoding upstream) become U+FFFD."""
-    text = "".join(parts)
+    """Join tokens as UTF-8; lone surrogates (broken decoding upstream) become U+FFFD, token by
+    token, so the text never depends on which tokens went out in one batch (runs in the
+    pusher thread, not in emit())."""
+    return b"".join(_encode(p) for p in parts)
+
+
+def _encode(token: str) -> bytes:
     try:
-        return text.encode("utf-8")
+        return token.encode("utf-8")
     except UnicodeEncodeError:
-        fixed = text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+        # a pair of surrogates inside the token is one character; a lone one becomes U+FFFD
+        fixed = token.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
         return fixed.encode("utf-8")
 
 
@@ -95,6 +101,9 @@ class Stream:
         """
         if not isinstance(text, str):
             raise TypeError(f"tool_message() takes a str, not {type(text).__name__}")
+        if self._closed:
+            stopped = f"stream {self.id} is stopped; tool_message() after stop()"
+            raise StreamClosed(self._rejection or stopped)
         notice = text.strip()
         if self._chars and not self._tail.endswith("\n\n"):
             notice = ("\n" if self._tail.endswith("\n") else "\n\n") + notice
@@ -121,6 +130,8 @@ class Stream:
             if ok:
                 tail = str(value)
                 self._chars -= len(tail)
+                if tail:
+                    self._tail = ""  # what the text now ends with is not known here
                 return tail
             if time.monotonic() >= deadline:
                 busy = f"stream {self.id}: a worker kept the stream busy for {timeout} s"
@@ -167,6 +178,8 @@ class Stream:
         return list(self._pending)
 
     def _rejected(self, answer: str) -> None:
+        if self._handle is not None or self._rejection is not None:
+            return  # stopped by us, or already refused: keep that reason
         if answer == "closed":
             self._rejection = (
                 f"stream {self.id} was finalized by the workers (the watchdog saw no tokens and "

@@ -80,10 +80,18 @@ def test_whitespace_only_is_never_sent() -> None:
 
 def test_long_text_splits_at_paragraph_and_later_edits_touch_only_the_last_message() -> None:
     text = ("a" * 70 + "\n\n") * 5
-    chat, segs = stream(text, [10] * 40, Limits(160))
+    chat, segs = stream(text, [140, 400], Limits(160))
     assert [len(t) for t in chat.texts()] == [142, 142, 70]
     assert "".join(text[s.start : s.cut or len(text)] for s in segs) == text
     assert unsent(segs, len(text)) == 0
+
+
+def test_a_split_never_takes_back_text_a_message_shows() -> None:
+    text = ("a" * 70 + "\n\n") * 5
+    chat, segs = stream(text, [10] * 40, Limits(160))
+    # the first message showed 160 characters before the text outgrew it: it keeps them
+    assert [len(t) for t in chat.texts()] == [160, 160, 38]
+    assert "".join(text[s.start : s.cut or len(text)] for s in segs) == text
 
 
 def test_non_editing_channel_sends_whole_messages_up_to_the_horizon() -> None:

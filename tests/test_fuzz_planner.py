@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import itertools
 
-import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
@@ -195,12 +194,6 @@ def test_shows_rejects_lost_doubled_and_reordered_text() -> None:
 GROWN = "a" * 3000 + "\n\n" + "b" * 1200
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a split can cut before what the open message already shows: find_cut takes the "
-    "latest boundary that fits, ignoring Segment.shown, so the message is edited down and its "
-    "tail moves to the next message (the chat moves backwards)",
-)
 @settings(max_examples=50, deadline=None)
 @given(near_split(), growth)
 @example(GROWN, [4002])
@@ -211,13 +204,6 @@ def test_a_split_never_shrinks_a_shown_message(text: str, steps: list[int]) -> N
             assert after.startswith(before), f"message {mid} shrank: {len(before)} -> {len(after)}"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="after such a split, if the edit down is held back (rate budget, 429, retry), the "
-    "saved segment has shown > cut; read_from() then skips it, the next window starts at its "
-    "cut and every later plan() raises 'offset ... is before the window': the stream is stuck "
-    "and stop() ends in StopTimeout",
-)
 @settings(max_examples=50, deadline=None)
 @given(near_split(), growth, st.lists(st.integers(0, 2), max_size=8))
 @example(GROWN, [4002, 200], [1, 0])

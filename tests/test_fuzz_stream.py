@@ -341,12 +341,6 @@ def test_stream_api_fuzz(fuzz_producers: dict[str, StreamProducer], telegram) ->
 # -- bugs the fuzz found: each a minimal reproducer, strict xfail until the core is fixed ------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="take() after stop() returns and cuts text the chat already shows: finish.lua "
-    "publishes the result without recording delivered_b, and take.lua does not refuse a "
-    "finished stream",
-)
 def test_take_after_stop_returns_nothing(producer, telegram) -> None:
     chat = str(next(_chats))
     stream = producer.start(channel="telegram", chat_id=chat, interval=0.05)
@@ -360,11 +354,6 @@ def test_take_after_stop_returns_nothing(producer, telegram) -> None:
     assert taken == "", f"take() gave back {taken!r}, which the chat shows"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="tool_message() decides its paragraph break from the last emitted token even when "
-    "take() removed that token: the notice is glued to the text before it",
-)
 def test_a_notice_after_take_is_its_own_paragraph(producer, telegram) -> None:
     chat = str(next(_chats))
     stream = producer.start(channel="telegram", chat_id=chat, interval=30)
@@ -378,12 +367,6 @@ def test_a_notice_after_take_is_its_own_paragraph(producer, telegram) -> None:
     assert telegram.texts(chat) == ["a\n\ntool\n\nafter"]  # today: "atool\n\nafter"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="two tokens holding the halves of a surrogate pair show U+FFFD twice (README: lone "
-    "surrogates in tokens become U+FFFD) only when the pusher sends them in separate batches; "
-    "in one batch they join into the emoji, so the chat depends on timing",
-)
 def test_surrogate_halves_in_two_tokens_do_not_depend_on_batching(
     settings, worker, telegram
 ) -> None:
@@ -403,12 +386,6 @@ def test_surrogate_halves_in_two_tokens_do_not_depend_on_batching(
         own.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="after the agent's own stop(), tool_message() with a blank notice (and every emit() "
-    "after it) raises StreamClosed blaming the workers' watchdog instead of saying stop() "
-    "was called",
-)
 def test_calls_after_stop_say_the_stream_was_stopped(producer, telegram) -> None:
     chat = str(next(_chats))
     stream = producer.start(channel="telegram", chat_id=chat, interval=0.05)

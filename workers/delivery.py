@@ -166,8 +166,11 @@ def _split_open_segment(
         last = segs[-1]
         if limits.units(window.slice(last.start, end)) <= limits.max_units:
             return segs
-        cut = window.base + find_cut(text, last.start - window.base, limits.max_units, limits.units)
-        segs[-1] = replace(last, cut=cut)
+        keep = last.shown - window.base if last.message_id is not None else 0
+        cut = window.base + find_cut(
+            text, last.start - window.base, limits.max_units, limits.units, keep
+        )
+        segs[-1] = replace(last, cut=cut, shown=min(last.shown, cut))
         segs.append(Segment(None, cut, None, cut))
 
 
@@ -191,7 +194,9 @@ def resplit(
         start = cut
     pieces.append(Segment(None, start, seg.cut, start))
     # the first piece keeps the message (it will be edited down to its new cut)
-    pieces[0] = replace(seg, cut=pieces[0].cut, sealed=False)
+    first_cut = pieces[0].cut
+    pieces[0] = replace(seg, cut=first_cut, shown=min(seg.shown, first_cut or seg.shown),
+                        sealed=False)
     return (*segments[:index], *pieces, *segments[index + 1 :])
 
 

@@ -23,7 +23,7 @@ from workers.backoff import backoff
 from workers.channels import ClientCache
 from workers.channels import errors as errs
 from workers.channels.base import Call, ChannelClient, Format
-from workers.channels.http import guarded
+from workers.channels.http import Guard, guarded
 from workers.lease import Lease, LeaseKeeper, LeaseLost, owner_token
 from workers.ratelimit import RateLimiter
 from workers.sent import SentState
@@ -92,11 +92,20 @@ class _Pass:
         #: messages this pass created and has not committed yet: handed over if fenced
         self.created: list[tuple[int, str]] = []
         self.orphans_done = 0
+        self.guard: Guard | None = None
         metrics.pass_begun(snap)
         if snap.taken_over:
             self.state = replace(
                 self.state.bump("takeovers"), doubt_ms=max(self.state.doubt_ms, self._doubt())
             )
+            if snap.sending is not None and not self._recorded(snap.sending):
+                # the last holder died with a send in flight: the chat may show a message
+                # nobody recorded (a platform without idempotency keys cannot tell us)
+                self.state = self.state.bump("ambiguous_sends")
+
+    def _recorded(self, index: int) -> bool:
+        segs = self.state.segments
+        return 0 <= index < len(segs) and segs[index].message_id is not None
 
     def now_ms(self) -> int:
         """The server's clock now, from the snapshot's reading plus the time since."""
@@ -115,7 +124,9 @@ class _Pass:
                 self.state = replace(self.state, failure=str(exc))
             else:
                 if self.state.failure is None:
-                    with guarded(self.lease.deadline, lambda: self.f.leases.check(self.lease)):
+                    with guarded(
+                        self.lease.deadline, lambda: self.f.leases.check(self.lease)
+                    ) as self.guard:
                         self._deliver(client)
             return self._end()
         except LeaseLost as exc:
@@ -153,6 +164,9 @@ class _Pass:
                 else:
                     ops = delivery.reassert(self.snap.window, self.state.segments, ops)
                     self.state = replace(self.state, doubt_ms=0)
+        if not self.final and ops and self.state.hold_ms > self.now_ms():
+            self._hold(self.state.hold_ms - self.now_ms())
+            return
         budgets = client.budgets(self.chat)
         for op in ops:
             # the stream's first message is what the user waits for: it goes with the finals
@@ -165,16 +179,32 @@ class _Pass:
                 self._hold(wait_ms)
                 return
             self.ticket_ms = 0
-            self.f.leases.check(self.lease)
+            self._renew_for(op, client)
             if not self._perform_guarded(client, op, limits, budgets):
                 return
             self.performed += 1
+            if self.guard is not None and self.guard.uncertain:
+                self.guard.uncertain = False
+                self._doubt_edits()
             observed = getattr(client, "observed", None)
             for budget, wait in observed(self.chat) if observed else ():
                 self.f.limiter.penalize([budget], errs.RateLimited(wait))
             if op is not ops[-1]:
                 # record each message as soon as it exists: a crash now must not send it twice
                 self._commit()
+
+    def _renew_for(self, op: delivery.Op, client: ChannelClient) -> None:
+        """Renew the lease before a call. A send without an idempotency key gets the lease
+        for the whole HTTP timeout: its answer must not be cut off by the lease (a lost answer
+        can leave a copy in the chat), and the call still ends inside the lease. Edits keep
+        the short lease (a killed worker's streams resume in seconds)."""
+        long = op.kind == "send" and not client.capabilities.idempotent_send
+        ttl = max(self.f.leases.ttl, self.f.settings.http_timeout + 0.5) if long else None
+        deadline = self.f.leases.check(self.lease, ttl)
+        if self.guard is not None:
+            self.guard.deadline = deadline
+        if long and not self.f.store.intent(self.snap.stream_id, self.lease.token, op.index):
+            raise LeaseLost(f"{self.snap.stream_id}: lost before a send")
 
     def _perform_guarded(
         self, client: ChannelClient, op: delivery.Op, limits: delivery.Limits, budgets: list
@@ -193,8 +223,7 @@ class _Pass:
             if isinstance(exc, errs.Ambiguous) and op.kind == "send":
                 self.state = self.state.bump("ambiguous_sends")
             elif op.kind == "edit":
-                # the edit may still land later, over newer text: show the text again after
-                self.state = replace(self.state, doubt_ms=max(self.state.doubt_ms, self._doubt()))
+                self._doubt_edits()
             tries = self.state.counts["retries"]
             self._hold(int(1000 * max(0.05, backoff(tries, 0.5, MAX_BACKOFF))))
             return False
@@ -209,6 +238,12 @@ class _Pass:
             self.state = replace(self.state, failure=str(exc))
             return False
         return True
+
+    def _doubt_edits(self) -> None:
+        """An edit of ours may still land later: no newer edit until then (it would be
+        overwritten and the chat would move backwards), and the final shows the text again."""
+        doubt = max(self.state.doubt_ms, self._doubt())
+        self.state = replace(self.state, doubt_ms=doubt, hold_ms=doubt)
 
     def _refused(self, op: delivery.Op, exc: errs.ChannelError, what: str) -> None:
         """A refusal that retrying will not fix: the text stays unshown and the result says so."""

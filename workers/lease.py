@@ -64,21 +64,23 @@ class LeaseKeeper:
         with self._lock:
             self._held.pop(lease.token, None)
 
-    def check(self, lease: Lease) -> float:
-        """Renew now (before a platform call); returns the new deadline. LeaseLost if another
-        worker owns the stream, or Redis cannot confirm that we still do."""
+    def check(self, lease: Lease, ttl: float | None = None) -> float:
+        """Renew now (before a platform call) to live ``ttl`` s (default: the lease TTL);
+        returns the new deadline. LeaseLost if another worker owns the stream, or Redis cannot
+        confirm that we still do."""
         if lease.lost:
             raise LeaseLost(lease.stream_id)
+        ttl = self.ttl if ttl is None else ttl
         sent = time.monotonic()
         try:
-            ok = self.store.renew(lease.stream_id, lease.token, self.ttl_ms)
+            ok = self.store.renew(lease.stream_id, lease.token, int(ttl * 1000))
         except Exception as exc:  # cannot confirm: behave as if lost (never write unfenced)
             lease.lost = True
             raise LeaseLost(f"{lease.stream_id}: renewal failed: {type(exc).__name__}") from None
         if not ok:
             lease.lost = True
             raise LeaseLost(lease.stream_id)
-        lease.deadline = sent + self.ttl
+        lease.deadline = sent + ttl
         return lease.deadline
 
     def release(self, lease: Lease) -> None:

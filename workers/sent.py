@@ -34,6 +34,9 @@ class SentState:
     #: server ms until which an older edit may still land (a call whose answer was lost, or a
     #: holder that lost the stream mid-call): the final text is shown again after that
     doubt_ms: int = 0
+    #: server ms until which interim edits wait: an edit of ours timed out and may still land,
+    #: so a newer edit now could be overwritten by it (the chat would move backwards)
+    hold_ms: int = 0
     #: the last refusal that left text unshown (the platform's own words), for StopResult
     last_error: str | None = None
 
@@ -52,6 +55,7 @@ class SentState:
                 "stop_ops": self.stop_ops,
                 "whole_at_stop": self.whole_at_stop,
                 "doubt_ms": self.doubt_ms,
+                "hold_ms": self.hold_ms,
                 "last_error": self.last_error,
             },
             separators=(",", ":"),
@@ -73,5 +77,6 @@ class SentState:
             stop_ops=int(doc.get("stop_ops", 0)),
             whole_at_stop=int(doc.get("whole_at_stop", 0)),
             doubt_ms=int(doc.get("doubt_ms", 0)),
+            hold_ms=int(doc.get("hold_ms", 0)),
             last_error=doc.get("last_error"),
         )

@@ -53,12 +53,15 @@ def fit_end(text: str, start: int, limit: int, units: UnitCounter = utf16_units)
     return lo
 
 
-def find_cut(text: str, start: int, limit: int, units: UnitCounter = utf16_units) -> int:
+def find_cut(
+    text: str, start: int, limit: int, units: UnitCounter = utf16_units, keep: int = 0
+) -> int:
     """Where to end the segment that starts at ``start`` when ``text[start:]`` is too long.
 
     Prefers a paragraph break, then a line break, then a space, as late as fits; falls back to
-    a hard cut at the limit. Always returns ``start < cut < len(text)`` when the text is too long,
-    so the caller can never loop.
+    a hard cut at the limit. Never cuts before ``keep`` when ``text[start:keep]`` fits (what a
+    message already shows is never taken back from it). Always returns ``start < cut <
+    len(text)`` when the text is too long, so the caller can never loop.
 
     >>> find_cut("aaaa bbbb cccc", 0, 11, char_units)
     10
@@ -68,6 +71,10 @@ def find_cut(text: str, start: int, limit: int, units: UnitCounter = utf16_units
         return len(text)
     hard = max(hard, start + 1)
     floor = start + max(1, int((hard - start) * MIN_FILL))
+    if keep > floor:
+        if keep >= hard:
+            return hard
+        floor = keep
     for sep in BOUNDARIES:
         pos = text.rfind(sep, start, hard)
         while pos != -1:

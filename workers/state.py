@@ -7,8 +7,9 @@ Redis Cluster slot, and every key has a TTL (short once the result is published)
                              times (created_ms, touched_ms: last text, alive_ms: last heartbeat)
     tr:{id}:text     string  the stream's text, UTF-8, append-only (except take())
     tr:{id}:marks    list    byte offsets of tool-call boundaries
-    tr:{id}:sent     hash    version, doc (SentState JSON), flushed_at_ms, ticket_ms, holder and
-                             byte/char offsets: flushed_b, delivered_b, read_b/read_c
+    tr:{id}:sent     hash    version, doc (SentState JSON), flushed_at_ms, ticket_ms, holder,
+                             sending (a send in flight) and byte/char offsets: flushed_b,
+                             delivered_b, read_b/read_c
     tr:{id}:tick     string  armed: a flush is scheduled (its due time, server ms)
     tr:{id}:lease    string  owner token of the one worker allowed to write this stream
     tr:{id}:orphans  list    "segment:message id" of messages a stale worker created
@@ -143,6 +144,8 @@ class Snapshot:
     orphans: tuple[str, ...] = ()
     #: the budget ticket this stream holds (server ms), 0 for none
     ticket_ms: int = 0
+    #: the segment a send was going out for when the last holder stopped (None: no send)
+    sending: int | None = None
 
     @property
     def status(self) -> str:
@@ -302,7 +305,7 @@ class Store:
     def take(self, stream_id: str) -> tuple[bool, str | int]:
         """Cut off the undelivered tail: (True, tail) or (False, ms the lease still lives)."""
         k = Keys.of(stream_id)
-        ok, value = self._run("take", [k.lease, k.text, k.sent, k.marks], [])
+        ok, value = self._run("take", [k.lease, k.text, k.sent, k.marks, k.meta], [])
         if ok:
             return True, _text(value)
         return False, int(value)
@@ -361,6 +364,7 @@ class Store:
             taken_over=bool(int(taken_over)),
             orphans=tuple(_text(o) for o in orphans),
             ticket_ms=int(sent_h.get("ticket_ms") or 0),
+            sending=int(sent_h["sending"]) if sent_h.get("sending") else None,
         )
         return Begun("ok", snap)
 
@@ -415,16 +419,24 @@ class Store:
         ))
 
     def renew(self, stream_id: str, token: str, ttl_ms: int) -> bool:
-        return bool(self._run("lease_renew", [Keys.of(stream_id).lease], [token, ttl_ms]))
+        """Set the lease to live ``ttl_ms`` from now, if it is still ours."""
+        return bool(self._run("lease_renew", [Keys.of(stream_id).lease], [token, ttl_ms, 0]))
 
     def renew_many(self, leases: list[tuple[str, str]], ttl_ms: int) -> list[bool]:
-        """Renew several (stream id, token) leases in one round trip."""
-        calls = [("lease_renew", [Keys.of(sid).lease], [token, ttl_ms]) for sid, token in leases]
+        """Renew several (stream id, token) leases in one round trip, never shortening one."""
+        calls = [
+            ("lease_renew", [Keys.of(sid).lease], [token, ttl_ms, 1]) for sid, token in leases
+        ]
         return [bool(r) for r in self._pipelined(calls)] if calls else []
 
     def release(self, stream_id: str, token: str) -> bool:
         k = Keys.of(stream_id)
         return bool(self._run("lease_release", [k.lease, k.sent], [token]))
+
+    def intent(self, stream_id: str, token: str, index: int) -> bool:
+        """Note that segment ``index``'s send is going out (cleared by the next commit)."""
+        k = Keys.of(stream_id)
+        return bool(self._run("intent", [k.lease, k.sent], [token, index]))
 
     def orphan(self, stream_id: str, index: int, message_id: str) -> None:
         """Hand a message we created but could not record to the stream's owner."""
@@ -555,7 +567,6 @@ class Store:
             read_c = int(view["sent"].get("read_c", 0))
             view["chars"] = read_c + len(bytes(tail).decode("utf-8", "replace"))
         return views
-
 
 
 @dataclass(frozen=True)

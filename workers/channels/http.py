@@ -61,6 +61,10 @@ class Guard:
     #: renews the lease; returns the new deadline, raises when the lease is lost
     renew: Callable[[], float]
 
+    #: an attempt's request may have reached the platform without us seeing the answer (a
+    #: timeout or a drop after sending): it may still act on it later, even if a retry worked
+    uncertain: bool = False
+
     def renew_now(self) -> None:
         self.deadline = self.renew()
 
@@ -181,6 +185,8 @@ class Transport:
             return self._attempt(method, url, payload, headers, params, budget)
         except (requests.ConnectionError, requests.Timeout) as exc:
             name = redact(type(exc).__name__)
+            if guard is not None and not _never_sent(exc):
+                guard.uncertain = True
             if not idempotent and not _never_sent(exc):
                 raise Ambiguous(
                     f"{_route(url)}: answer lost ({name}); the platform may have acted",

@@ -10,5 +10,6 @@ local version = tonumber(redis.call('HGET', sent_key, 'version') or '0')
 if version ~= expected then return -1 end
 redis.call('HSET', sent_key, 'version', version + 1, 'doc', doc, 'flushed_b', flushed_b,
   'delivered_b', delivered_b, 'read_b', read_b, 'read_c', read_c)
+redis.call('HDEL', sent_key, 'sending')
 if stamp then redis.call('HSET', sent_key, 'flushed_at_ms', now_ms()) end
 return version + 1

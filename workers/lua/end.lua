@@ -20,7 +20,7 @@ redis.call('HSET', sent_key, 'version', version, 'doc', doc, 'flushed_b', flushe
 if stamp then redis.call('HSET', sent_key, 'flushed_at_ms', now) end
 if orphans_done > 0 then redis.call('LTRIM', orphans_key, orphans_done, -1) end
 redis.call('DEL', lease_key)
-redis.call('HDEL', sent_key, 'holder')
+redis.call('HDEL', sent_key, 'holder', 'sending')
 local status = redis.call('HGET', meta_key, 'status')
 local due = -1
 if defer_ms >= 0 then

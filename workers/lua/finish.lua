@@ -10,7 +10,7 @@ if redis.call('EXISTS', result_key) == 1 then return 0 end
 local version = tonumber(redis.call('HGET', sent_key, 'version') or '0')
 if version ~= expected then return 0 end
 redis.call('HSET', sent_key, 'version', version + 1, 'doc', doc)
-redis.call('HDEL', sent_key, 'holder')
+redis.call('HDEL', sent_key, 'holder', 'sending')
 redis.call('SET', result_key, result, 'EX', result_ttl_s)
 redis.call('HSET', meta_key, 'status', 'closed', 'finished_ms', now_ms())
 redis.call('DEL', tick_key, lease_key)
