@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import re
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -122,3 +124,156 @@ def stream_around_deletion(
     delete()
     stream.emit(", second part")
     return stream.stop(timeout=30)
+
+
+# -- issue 6 proofs: processes and servers a test owns ------------------------------------------
+
+
+class LoggedWorker:
+    """A ``celery -A workers worker`` subprocess (tests.procs.WorkerProcess) whose log can be
+    awaited: every printed line wakes ``wait_line``."""
+
+    def __init__(self, env: dict[str, str], queue: str, name: str,
+                 consume: str | None = None) -> None:
+        """``consume``: the queue it takes tasks from (default ``queue``); the flush engine
+        always works the schedules of ``env``'s TOKENRELAY_QUEUE."""
+        from tests.procs import WorkerProcess
+
+        printed = self.printed = threading.Condition()
+
+        class _Notifying(WorkerProcess):
+            def _read(self) -> None:
+                assert self.proc.stdout is not None
+                for line in self.proc.stdout:
+                    with printed:
+                        self.lines.append(line)
+                        if " ready." in line:
+                            self.ready.set()
+                        printed.notify_all()
+
+        self.proc = _Notifying(env, consume or queue, name)
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def text(self) -> str:
+        return "".join(self.proc.lines)
+
+    def wait_line(self, pattern: str, timeout: float = 30.0, count: int = 1) -> list[str]:
+        """Wait until ``count`` log lines match the regex ``pattern``; those lines, or an
+        AssertionError showing the log's tail."""
+        regex = re.compile(pattern)
+
+        def found() -> list[str]:
+            return [line for line in list(self.proc.lines) if regex.search(line)]
+
+        with self.printed:
+            self.printed.wait_for(lambda: len(found()) >= count, timeout)
+        lines = found()
+        assert len(lines) >= count, (
+            f"{len(lines)}/{count} worker log lines match {pattern!r}; log tail:\n"
+            + "".join(self.proc.lines[-30:])
+        )
+        return lines
+
+    def ready(self, timeout: float = 30.0) -> LoggedWorker:
+        assert self.proc.ready.wait(timeout), "worker not ready:\n" + "".join(self.proc.lines[-30:])
+        return self
+
+    def kill(self) -> None:
+        self.proc.kill()
+
+    def stop(self) -> None:
+        self.proc.stop()
+
+
+class OwnRedis:
+    """A redis-server only this test talks to, on a fixed free port, with ``args`` of its own
+    (persistence, eviction): ``restart()`` brings it back on the same port with the same data
+    directory, ``down()``/``up()`` split that for outages."""
+
+    def __init__(self, *args: str) -> None:
+        import tempfile
+
+        from tokenrelay.redis_server import find_redis_server, free_port
+
+        self.binary = find_redis_server()
+        self.port = free_port()
+        self.args = list(args)
+        self._dir = tempfile.TemporaryDirectory(prefix="tokenrelay-own-redis-")
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def up(self, timeout: float = 10.0) -> OwnRedis:
+        import redis
+
+        self.proc = subprocess.Popen(
+            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", self._dir.name, "--loglevel", "warning",
+             *self.args],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        )
+        client = redis.Redis(port=self.port, socket_connect_timeout=0.2, retry=None)
+        deadline = time.monotonic() + timeout
+        try:
+            while True:
+                assert self.proc.poll() is None, self.proc.stderr.read() if self.proc.stderr else ""
+                try:
+                    client.ping()
+                    return self
+                except (redis.ConnectionError, redis.BusyLoadingError):
+                    assert time.monotonic() < deadline, f"redis-server on {self.port} silent"
+                    time.sleep(0.02)  # waits for a process to listen: nothing to subscribe to
+        finally:
+            client.close()
+
+    def down(self) -> None:
+        """SIGTERM (a clean shutdown: an AOF is synced) and wait for the process to end."""
+        from tokenrelay.processes import stop_process
+
+        if self.proc is not None:
+            stop_process(self.proc, timeout=10)
+
+    def restart(self) -> OwnRedis:
+        self.down()
+        return self.up()
+
+    def client(self) -> Any:
+        import redis
+
+        return redis.Redis(port=self.port)
+
+    def __enter__(self) -> OwnRedis:
+        return self.up()
+
+    def __exit__(self, *exc: object) -> None:
+        self.down()
+        self._dir.cleanup()
+
+
+def assert_exactly_once(sandbox: Any, chat: str, text: str, result: Any) -> None:
+    """The chat shows ``text`` once: its messages are the ones the result names, they carry
+    the text (whitespace aside) and none of them ever moved backwards."""
+    messages = sandbox.messages(chat)
+    assert result.all_sent, (chat, result)
+    assert [str(m.message_id) for m in messages] == list(result.message_ids), (
+        chat, "a message the result does not name (a copy)", result
+    )
+    assert squash("".join(m.text for m in messages)) == squash(text), chat
+    for message in messages:
+        assert_never_backwards(message, f"chat {chat} moved backwards")
+
+
+def worker_clock_offset(worker: LoggedWorker) -> float:
+    """Seconds the worker's clock is ahead of ours, read from its newest log timestamp (Celery
+    prints ``[YYYY-mm-dd HH:MM:SS,mmm: LEVEL/...]`` in the worker's local time)."""
+    import datetime as dt
+
+    stamp = re.compile(r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),(\d{3}): ")
+    for line in reversed(list(worker.proc.lines)):
+        match = stamp.match(line)
+        if match:
+            shown = dt.datetime.strptime(match[1], "%Y-%m-%d %H:%M:%S")
+            return (shown - dt.datetime.now()).total_seconds()
+    raise AssertionError("no timestamped line in the worker's log")
