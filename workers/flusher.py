@@ -68,9 +68,12 @@ class Flusher:
             return Next(due, status=begun.status)
         lease = self.leases.track(stream_id, token, sent_at)
         try:
-            return _Pass(self, begun.snapshot, lease).execute()
+            nxt = _Pass(self, begun.snapshot, lease).execute()
         finally:
             self.leases.untrack(lease)
+        if nxt.result is not None:
+            self.store.unwatch(stream_id)
+        return nxt
 
 
 class _Pass:

@@ -290,6 +290,11 @@ class Store:
             pipe.zadd(key, {stream_id: due}, lt=True)
         pipe.execute()
 
+    def unwatch(self, stream_id: str) -> None:
+        """Take a finished stream off the watchdog's schedule (its own Cluster slot, so not
+        part of finish.lua)."""
+        self.redis.zrem(self.schedules.watch(stream_id), stream_id)
+
     def unscheduled(self, stream_ids: list[str]) -> list[str]:
         """The streams that are on no flush schedule (one round trip)."""
         pipe = self.redis.pipeline(transaction=False)
