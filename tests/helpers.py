@@ -277,3 +277,19 @@ def worker_clock_offset(worker: LoggedWorker) -> float:
             shown = dt.datetime.strptime(match[1], "%Y-%m-%d %H:%M:%S")
             return (shown - dt.datetime.now()).total_seconds()
     raise AssertionError("no timestamped line in the worker's log")
+
+
+def wait_quiet(store: Any, stream_ids: list[str], timeout: float = 10.0) -> None:
+    """Wait until no pass holds or awaits these streams (no lease, no armed tick): the passes
+    that showed their text have also recorded it."""
+    from workers.state import Keys
+
+    deadline = time.monotonic() + timeout
+    while True:
+        pipe = store.redis.pipeline(transaction=False)
+        for sid in stream_ids:
+            pipe.exists(Keys.of(sid).lease, Keys.of(sid).tick)
+        if not any(pipe.execute()):
+            return
+        assert time.monotonic() < deadline, "the passes never ended"
+        time.sleep(0.01)  # reads Redis until the passes have ended; no pub/sub for that

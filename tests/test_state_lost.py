@@ -16,7 +16,7 @@ import pytest
 from producers import StopTimeout, StreamClosed, StreamProducer
 from sandbox.telegram import TelegramEmulator
 from tests.conftest import TEST_TOKEN
-from tests.helpers import LoggedWorker, OwnRedis, stream_reply
+from tests.helpers import LoggedWorker, OwnRedis, stream_reply, wait_quiet
 from tokenrelay.config import Settings
 from workers.state import Keys
 
@@ -50,6 +50,7 @@ def test_deleted_keys_make_stop_say_lost_at_once_and_nothing_is_resent(
     stream = producer.start(channel="telegram", chat_id=chat_id, interval=0.1)
     stream.emit(BEFORE)
     assert telegram.wait_for(lambda e: e.texts(chat_id) == [BEFORE], timeout=10)
+    wait_quiet(producer.store, [stream.id])  # the pass that showed it recorded it too
     producer.store.redis.delete(*_keys(stream.id))  # what an eviction of the stream does
     with pytest.raises(StreamClosed, match="state lost"):
         stream.emit(" and the rest")
@@ -73,6 +74,7 @@ def test_an_evicted_sent_state_alone_also_ends_as_lost_at_once(
     stream = producer.start(channel="telegram", chat_id=chat_id, interval=0.1)
     stream.emit(BEFORE)
     assert telegram.wait_for(lambda e: e.texts(chat_id) == [BEFORE], timeout=10)
+    wait_quiet(producer.store, [stream.id])  # the pass that showed it recorded it too
     producer.store.redis.delete(Keys.of(stream.id).sent)
     try:
         _assert_lost_at_once(stream, timeout=8)

@@ -19,10 +19,10 @@ from producers import StreamProducer
 from sandbox.telegram import TelegramEmulator
 from tests.conftest import TEST_TOKEN
 from tests.faultproxy import FaultProxy
-from tests.helpers import LoggedWorker, OwnRedis, assert_exactly_once, emit_paced
+from tests.helpers import LoggedWorker, OwnRedis, assert_exactly_once, emit_paced, wait_quiet
 from tokenrelay.config import Settings
 from workers.names import STOP
-from workers.state import Keys, Store
+from workers.state import Keys
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -42,19 +42,6 @@ def _env(settings_env: dict[str, str], sandbox: TelegramEmulator, **extra: str) 
     queue = f"tokenrelay-survive-{uuid.uuid4().hex[:8]}"
     return {**settings_env, "TOKENRELAY_QUEUE": queue,
             "TOKENRELAY_TELEGRAM_API_BASE": sandbox.base_url, **extra}
-
-
-def _quiet(store: Store, stream_ids: list[str], timeout: float = 10.0) -> None:
-    """Wait until no pass holds or awaits these streams (their interim passes all ended)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        pipe = store.redis.pipeline(transaction=False)
-        for sid in stream_ids:
-            pipe.exists(Keys.of(sid).lease, Keys.of(sid).tick)
-        if not any(pipe.execute()):
-            return
-        assert time.monotonic() < deadline, "interim passes never ended"
-        time.sleep(0.01)  # reads Redis until the passes have ended; no pub/sub for that
 
 
 @pytest.fixture
@@ -82,7 +69,7 @@ def test_redis_errors_inside_the_stop_pass_are_retried_to_one_final(proxied, san
     for c, s in streams.items():
         s.emit(_text(c))
     assert sandbox.wait_for(lambda e: all(e.texts(c) for c in chats), timeout=10)
-    _quiet(producer.store, [s.id for s in streams.values()])
+    wait_quiet(producer.store, [s.id for s in streams.values()])
     for s in streams.values():
         s.emit(" and the last words")
     # every answer from Redis is lost now (the commands still run): the stop passes fail
