@@ -1,4 +1,7 @@
-"""``python -m bench [--quick] [NAME ...]``: run benchmarks and print their tables (markdown)."""
+"""``python -m bench [--quick] [NAME ...]``: run benchmarks and print their tables (markdown).
+
+``python -m bench load [--quick] [--only SECTION ...]``: the production-load runs (bench/load.py).
+"""
 
 from __future__ import annotations
 
@@ -46,6 +49,11 @@ def revision() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["load"]:
+        from bench.load import main as load_main
+
+        return load_main(argv[1:])
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("names", nargs="*", metavar="NAME",
                         help=f"benchmarks to run (default: all): {', '.join(BENCHMARKS)}")
