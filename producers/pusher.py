@@ -107,7 +107,7 @@ class Pusher:
                 answers = self.producer.store.push_many(batch, settings.max_stream_chars * 4)
                 armed = [(s.id, due) for s, (answer, due) in zip(owners, answers, strict=True)
                          if answer == "armed"]
-                self.producer.store.schedule(armed)
+                self.producer.store.schedule(armed, sooner_only=False)
             except RedisError as exc:
                 # the drained chunks stay in each stream's _pending and go out with the next
                 # try; their numbers make sure Redis applies each of them once

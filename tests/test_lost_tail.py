@@ -43,7 +43,7 @@ class Producer:
         [(answer, due)] = self.store.push_many([(self.id, text.encode(), False, self.seq)],
                                                MAX_BYTES)
         if answer == "armed":
-            self.store.schedule([(self.id, due)])
+            self.store.schedule([(self.id, due)], sooner_only=False)  # as the pusher does
         return answer, due
 
 
@@ -150,16 +150,6 @@ def test_release_keeps_an_entry_a_push_moved_since_the_claim(store: Store) -> No
     assert store.redis.zscore(key, p.id) is None
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bug: a stream whose interval is longer than the claim window (group chats: 3 s > the "
-    "2.5 s lease + <1 s salt) loses its schedule entry when a push lands after end.lua "
-    "disarmed but before the engine settles the claim: push.lua arms the tick and schedules "
-    "at last+interval, Store.schedule's ZADD LT leaves the entry at the earlier claim score, "
-    "and release.lua, seeing its own claim score, ZREMs it. The tick stays armed (due + 5 s "
-    "grace), so nothing delivers the text until the tick expires and the producer's heartbeat "
-    "re-arms it: the next edit comes ~6 s late. Reproducer: this test (interval 10 s, claim "
-    "2.5 s)."
-))
 def test_release_keeps_an_entry_a_push_scheduled_later_than_the_claim(store: Store) -> None:
     p = Producer(store, interval_ms=10_000)
     key = store.schedules.due(p.id)

@@ -38,21 +38,27 @@ class Fleet:
             "TOKENRELAY_QUEUE": f"tokenrelay-load-{uuid.uuid4().hex[:8]}",
             "TOKENRELAY_TELEGRAM_API_BASE": self.sandbox.base_url,
         }
-        self.worker: WorkerProcess | None = None
+        self.workers: list[WorkerProcess] = []
         self.producer: StreamProducer | None = None
 
-    def start(self, **env: str) -> Fleet:
+    @property
+    def worker(self) -> WorkerProcess:
+        return self.workers[0]
+
+    def start(self, workers: int = 1, **env: str) -> Fleet:
         self.env.update(env)
-        self.worker = WorkerProcess(self.env, self.env["TOKENRELAY_QUEUE"], "load")
-        assert self.worker.ready.wait(30), "".join(self.worker.lines[-20:])
+        for i in range(workers):
+            self.workers.append(WorkerProcess(self.env, self.env["TOKENRELAY_QUEUE"], f"load{i}"))
+        for w in self.workers:
+            assert w.ready.wait(30), "".join(w.lines[-20:])
         self.producer = StreamProducer(Settings.from_env(self.env))
         return self
 
     def close(self) -> None:
         if self.producer is not None:
             self.producer.close()
-        if self.worker is not None:
-            self.worker.stop()
+        for w in self.workers:
+            w.stop()
         self.sandbox.stop()
 
 
@@ -124,6 +130,47 @@ def test_one_bot_150_chats_shares_its_budget_fairly_and_firsts_go_first(fleet) -
           f"(bound {bound:.1f}), 429s {too_many}, worker CPU {cpu:.0%} of a core, "
           f"{elapsed:.1f} s in all")
     assert worst <= bound, f"a stream waited {worst:.1f} s for its next edit"
+
+
+def test_four_workers_share_one_bots_budget_without_passing_it_or_starving_a_stream(
+    fleet,
+) -> None:
+    n, rate = 40, 10.0
+    f = fleet(global_rate=11.0, global_burst=20).start(  # the bot allows 11/s; we take 10
+        workers=4,
+        TOKENRELAY_FLUSH_INTERVAL="1.0",
+        TOKENRELAY_TELEGRAM_CHAT_RATE="1.0",
+        TOKENRELAY_TELEGRAM_GLOBAL_RATE=str(rate),
+    )
+    chats = [str(410_000 + i) for i in range(n)]
+    streams = [f.producer.start(channel="telegram", chat_id=c) for c in chats]
+    replies = [_reply(i, 480) for i in range(n)]  # 8 s of writing at 60 tokens/s
+    t0 = time.monotonic()
+    for k in range(480 // 3):
+        for stream, words in zip(streams, replies, strict=True):
+            for word in words[3 * k : 3 * k + 3]:
+                stream.emit(word)
+        time.sleep(max(0.0, t0 + (k + 1) * 0.05 - time.monotonic()))
+    results = [h.result(timeout=120) for h in [s.stop(wait=False) for s in streams]]
+    sandbox = f.sandbox
+    assert all(r.all_sent for r in results)
+    for chat, words in zip(chats, replies, strict=True):
+        assert squash("".join(sandbox.texts(chat))) == squash("".join(words)), chat
+    assert sandbox.count(status=429) <= 2, "four workers together stay within the bot's budget"
+    worked = {w.pid for w in f.workers}
+    assert len(worked) == 4
+    written_until = t0 + 480 / 60
+    worst = max(
+        (b - a
+         for chat in chats
+         for a, b in itertools.pairwise(
+             [t for t, _ in sandbox.messages(chat)[0].history if t < written_until]
+         )),
+        default=0.0,
+    )
+    print(f"\n4 workers, {n} chats at {rate:g}/s: worst gap {worst:.1f} s, "
+          f"{sandbox.count(status=429)} 429s")
+    assert worst <= 2 * n / rate + 1.0, f"a stream starved for {worst:.1f} s"
 
 
 def _connections_to(port: int) -> int:

@@ -61,13 +61,6 @@ def test_deleted_keys_make_stop_say_lost_at_once_and_nothing_is_resent(
     _shown_once(telegram, chat_id)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bug: when only a stream's sent-state key is gone (allkeys-lru/volatile-lru evict keys one "
-    "by one) begin.lua answers 'gone' but the waiter sees meta and no result, so stop() waits "
-    "out its whole timeout (StopTimeout) while the stream is re-scheduled every second, "
-    "instead of returning how='lost' at once. Reproducer: start, emit, wait until shown, "
-    "DEL tr:{id}:sent, stop(timeout=8)."
-))
 def test_an_evicted_sent_state_alone_also_ends_as_lost_at_once(
     producer, telegram, chat_id
 ) -> None:

@@ -89,14 +89,6 @@ def test_redis_errors_inside_the_stop_pass_are_retried_to_one_final(proxied, san
         assert_exactly_once(sandbox, c, _text(c) + " and the last words", results[c])
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bug: a pass that created a message and then gets a RedisError (not LeaseLost) from its "
-    "commit/end drops the message id: _Pass.execute hands over self.created only on LeaseLost "
-    "and keeps nothing for a later try, so the next holder (after the lease runs out) sends a "
-    "new message and the first stays in the chat as a copy the result does not name "
-    "(ambiguous_sends=1, though the worker had the id). Reproducer: this test (Redis answers "
-    "lost from the moment the send is in flight until the pass fails)."
-))
 def test_a_redis_error_after_a_send_leaves_no_copy(proxied, sandbox) -> None:
     proxy, worker, producer = proxied
     chat = "93100"

@@ -86,6 +86,8 @@ class FlushEngine:
         while not self._stop.is_set():
             try:
                 self._flush_settled()
+                if self.flusher.pending_orphans:
+                    self.flusher.hand_over_pending()
                 nap = MAX_NAP
                 random.shuffle(due)  # no shard is always served first
                 for key in due:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import threading
 import time
 from dataclasses import dataclass, replace
 from typing import Any
@@ -57,6 +58,24 @@ class Flusher:
         self.leases = LeaseKeeper(store, settings.lease_ttl)
         self.clients = clients or ClientCache(settings)
         self.limiter = RateLimiter(store)
+        #: (stream, segment, message id) of messages created but not yet handed over
+        self.pending_orphans: list[tuple[str, int, str]] = []
+        self._orphans_lock = threading.Lock()
+
+    def hand_over_pending(self) -> None:
+        """Record the messages this process created but could not record (the engine calls
+        this on every round, so an outage only delays it)."""
+        with self._orphans_lock:
+            pending, self.pending_orphans = self.pending_orphans, []
+        for n, (stream_id, index, message_id) in enumerate(pending):
+            try:
+                self.store.orphan(stream_id, index, message_id)
+            except Exception as exc:
+                with self._orphans_lock:
+                    self.pending_orphans.extend(pending[n:])
+                log.warning("stream %s: message %s not handed over yet (%s); retrying",
+                            stream_id, message_id, type(exc).__name__)
+                return
 
     def run(self, stream_id: str) -> Next:
         """One pass: interim for an open stream, final for a closing one."""
@@ -137,6 +156,10 @@ class _Pass:
                         self.snap.stream_id, exc)
             self._hand_over()
             return Next(self.now_ms() + self.f.leases.ttl_ms, status="fenced")
+        except Exception:
+            # e.g. Redis failed after a send: the message exists, its id must not be forgotten
+            self._hand_over()
+            raise
 
     def _deliver(self, client: ChannelClient) -> None:
         caps = client.capabilities
@@ -431,14 +454,13 @@ class _Pass:
         return Next(-1, result=result, status="closed")
 
     def _hand_over(self) -> None:
-        """We lost the stream: messages we created but could not record go to the new owner."""
+        """We lost the stream (or cannot record it): messages we created but did not record go
+        to the next owner, which adopts or deletes them. If Redis cannot take them now, this
+        process keeps them and hands them over as soon as it can (Flusher.hand_over_pending)."""
         for index, message_id in self.created:
-            try:
-                self.f.store.orphan(self.snap.stream_id, index, message_id)
-            except Exception as exc:  # nothing else can be done: say so loudly
-                log.error("stream %s: message %s created after losing the stream could not be "
-                          "handed over (%s)", self.snap.stream_id, message_id, type(exc).__name__)
+            self.f.pending_orphans.append((self.snap.stream_id, index, message_id))
         self.created.clear()
+        self.f.hand_over_pending()
 
 
 def op_key(stream_id: str, index: int, resent: int = 0) -> str:

@@ -17,10 +17,9 @@ from workers.channels.base import Budget
 from workers.channels.errors import RateLimited
 from workers.state import Store, rate_key
 
-#: multiplicative cut of an adaptive rate on a 429 (AIMD's decrease)
+#: multiplicative cut of an adaptive rate on a 429 (AIMD's decrease; its increase is linear in
+#: time, see workers.state.STEP_UP)
 CUT = 0.7
-#: additive step back up per successful call, as a fraction of the configured rate
-STEP_UP = 0.002
 
 
 def _emission_ms(budget: Budget) -> int:
@@ -42,7 +41,7 @@ class RateLimiter:
         if len(scopes) != 1:
             raise ValueError(f"one call's budgets must share one scope, not {sorted(scopes)}")
         rows = [(rate_key(b.scope, b.name), _emission_ms(b), b.burst, b.adaptive) for b in budgets]
-        return self.store.rate_take(rows, priority, ticket_ms, random.random(), STEP_UP)
+        return self.store.rate_take(rows, priority, ticket_ms, random.random())
 
     def penalize(self, budgets: Sequence[Budget], exc: RateLimited) -> None:
         """The platform said 429: nobody uses the budget it named for ``retry_after``."""

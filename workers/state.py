@@ -43,6 +43,9 @@ from workers.sent import SentState
 LUA_DIR = Path(__file__).with_name("lua")
 #: what a stream id may look like (it appears in Redis keys and task arguments)
 STREAM_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,100}$")
+#: share of the configured rate an adaptive budget regains per ms after a 429 cut it (all of
+#: it in 20 s)
+STEP_UP = 1 / 20_000
 #: ms a tick outlives its due time before a lost schedule entry counts as lost (re-armed then)
 TICK_GRACE_MS = 5000
 
@@ -279,15 +282,21 @@ class Store:
             out.append((_text(answer[0]), int(answer[1]) if len(answer) > 1 else -1))
         return out
 
-    def schedule(self, entries: list[tuple[str, int]], watch: bool = False) -> None:
-        """Put streams on their schedule at the given due times (server ms; 0: now)."""
+    def schedule(
+        self, entries: list[tuple[str, int]], watch: bool = False, sooner_only: bool = True
+    ) -> None:
+        """Put streams on their schedule at the given due times (server ms; 0: now).
+
+        ``sooner_only`` never moves an entry later than it is (it may be due sooner already);
+        a push that armed the stream sets its time as given, so the score differs from any
+        claim in flight and the pass that claimed it cannot remove it (release.lua).
+        """
         if not entries:
             return
         pipe = self.redis.pipeline(transaction=False)
         for stream_id, due in entries:
             key = self.schedules.watch(stream_id) if watch else self.schedules.due(stream_id)
-            # LT: never push an entry later than it is (it may be due sooner already)
-            pipe.zadd(key, {stream_id: due}, lt=True)
+            pipe.zadd(key, {stream_id: due}, lt=sooner_only)
         pipe.execute()
 
     def unwatch(self, stream_id: str) -> None:
@@ -326,11 +335,12 @@ class Store:
         for sid in stream_ids:
             k = Keys.of(sid)
             pipe.get(k.result)
-            pipe.exists(k.meta)
+            pipe.exists(k.meta, k.sent)
         raw = pipe.execute()
         out: dict[str, dict[str, Any] | None] = {}
         for i, sid in enumerate(stream_ids):
-            result, exists = raw[2 * i], raw[2 * i + 1]
+            # a live stream has both its meta and its sent state; one of them gone is a loss
+            result, exists = raw[2 * i], raw[2 * i + 1] == 2
             out[sid] = json.loads(result) if result is not None else (
                 None if exists else {"lost": True}
             )
@@ -462,11 +472,11 @@ class Store:
     # worker side: budgets --------------------------------------------------------------------
     def rate_take(
         self, rows: list[tuple[str, int, int, bool]], priority: bool, ticket_ms: int,
-        jitter: float, step_up: float,
+        jitter: float,
     ) -> tuple[int, int]:
         """Take a slot from every (key, emission ms, burst, adaptive) budget: (0, 0), or
         (ms to wait, ticket: the server time to come back at)."""
-        args: list[Any] = ["p" if priority else "i", ticket_ms, f"{jitter:.4f}", step_up]
+        args: list[Any] = ["p" if priority else "i", ticket_ms, f"{jitter:.4f}", STEP_UP]
         for _, emission, burst, adaptive in rows:
             args += [emission, burst, int(adaptive)]
         raw = self._run("rate_take", [r[0] for r in rows], args)
@@ -476,8 +486,12 @@ class Store:
         self, wait_key: str, adapt_key: str | None, retry_after_ms: int, tolerance_ms: int,
         cut: float,
     ) -> float:
+        """Push ``wait_key``'s clock past ``retry_after_ms``; cut ``adapt_key``'s adaptive rate
+        (at most once a second). Returns the adaptive factor now in force."""
         keys = [wait_key] if adapt_key is None else [wait_key, adapt_key]
-        return float(self._run("rate_penalize", keys, [retry_after_ms, tolerance_ms, cut]))
+        return float(
+            self._run("rate_penalize", keys, [retry_after_ms, tolerance_ms, cut, STEP_UP])
+        )
 
     def memory_policy(self) -> str | None:
         """Redis's maxmemory-policy, or None when CONFIG is not allowed."""

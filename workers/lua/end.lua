@@ -11,6 +11,10 @@ local tick_grace_ms, orphans_done = tonumber(ARGV[11]), tonumber(ARGV[12])
 -- Returns: {'fenced'}; {'armed', version, due_ms}: schedule the next flush at due_ms;
 --          {'quiet', version}: nothing more to do until a push arms the stream again
 if redis.call('GET', lease_key) ~= token then return {'fenced'} end
+-- the state was lost (evicted, flushed) mid-pass: never recreate it without its TTL
+if redis.call('EXISTS', sent_key) == 0 or redis.call('EXISTS', meta_key) == 0 then
+  return {'fenced'}
+end
 local version = tonumber(redis.call('HGET', sent_key, 'version') or '0')
 if version ~= expected then return {'fenced'} end
 local now = now_ms()
