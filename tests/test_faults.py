@@ -18,9 +18,12 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 def faulty(telegram):
+    """The shared sandbox, with every knob a test changes put back as it was."""
+    before = telegram.knobs
     yield telegram
     telegram.configure(
-        error_rate=0.0, drop_rate=0.0, latency=0.0, private_rate=1000.0, private_burst=1000
+        error_rate=before.error_rate, drop_rate=before.drop_rate, latency=before.latency,
+        private_rate=before.private_rate, private_burst=before.private_burst,
     )
 
 

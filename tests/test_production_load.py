@@ -24,6 +24,7 @@ from tests.conftest import TEST_TOKEN
 from tests.helpers import squash
 from tests.procs import WorkerProcess
 from tokenrelay.config import Settings
+from tokenrelay.redis_server import RedisServer
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -32,9 +33,13 @@ class Fleet:
     """A sandbox, one bare worker process and a producer, wired through one environment."""
 
     def __init__(self, settings_env: dict[str, str], **knobs: object) -> None:
+        # a Redis of its own: the connections it sees are this fleet's only
+        self.redis = RedisServer().start()
         self.sandbox = TelegramEmulator(token=TEST_TOKEN, **knobs).start()
         self.env = {
             **settings_env,
+            "TOKENRELAY_BROKER_URL": self.redis.url,
+            "TOKENRELAY_REDIS_URL": self.redis.url,
             "TOKENRELAY_QUEUE": f"tokenrelay-load-{uuid.uuid4().hex[:8]}",
             "TOKENRELAY_TELEGRAM_API_BASE": self.sandbox.base_url,
         }
@@ -60,6 +65,7 @@ class Fleet:
         for w in self.workers:
             w.stop()
         self.sandbox.stop()
+        self.redis.stop()
 
 
 @pytest.fixture

@@ -34,7 +34,7 @@ def test_batches_resent_after_a_lost_answer_never_double_text(settings_env, work
         env = {**settings_env, "TOKENRELAY_REDIS_URL": f"redis://127.0.0.1:{proxy.port}/0"}
         producer = StreamProducer(Settings.from_env(env))
         try:
-            stream = producer.start(channel="telegram", chat_id="88001", interval=0.2)
+            stream = producer.start(channel="telegram", chat_id="98801", interval=0.2)
             proxy.configure(drop_after_rate=0.3)
             for i, tok in enumerate(tokens(TEXT, 7)):
                 stream.emit(tok)
@@ -46,4 +46,4 @@ def test_batches_resent_after_a_lost_answer_never_double_text(settings_env, work
             producer.close()
     assert proxy.counts["drop_after"] >= 5, proxy.counts
     assert result.all_sent, result
-    assert telegram.texts("88001") == [TEXT], "every chunk shows exactly once"
+    assert telegram.texts("98801") == [TEXT], "every chunk shows exactly once"

@@ -319,7 +319,9 @@ _REPLY = (
 def test_100kb_renders_fast(markdown: str) -> None:
     started = time.perf_counter()
     html = to_telegram_html(markdown)
-    assert time.perf_counter() - started < 0.5
+    # linear, not quadratic: a generous bound (performance is measured in bench/, this only
+    # catches a blow-up, also on a loaded CI machine)
+    assert time.perf_counter() - started < 5.0
     assert_telegram_html(html)
 
 

@@ -201,7 +201,7 @@ class SchedulesCollector:
         up = GaugeMetricFamily("tokenrelay_redis_up", "Redis answered this scrape (1) or not (0)")
         scheduled = GaugeMetricFamily(
             "tokenrelay_scheduled_streams", "Streams on the deployment's schedules: watch (every "
-            "unfinished stream, and finished ones until the watchdog's next look) and due "
+            "unfinished stream) and due "
             "(something to deliver)", labels=["schedule"],
         )
         try:

@@ -503,8 +503,7 @@ class Store:
     # read-only views for monitoring (workers.metrics, `tokenrelay status` and `inspect`) -------
     def schedule_sizes(self) -> dict[str, int]:
         """Entries on the deployment's schedules, in one round trip: ``due`` (streams with
-        something to deliver, finals included) and ``watch`` (every unfinished stream, and
-        finished ones until the watchdog's next look at them)."""
+        something to deliver, finals included) and ``watch`` (every unfinished stream)."""
         pipe = self.redis.pipeline(transaction=False)
         for key in self.schedules.all_due() + self.schedules.all_watch():
             pipe.zcard(key)

@@ -15,6 +15,7 @@ marker characters are fenced by zero-width spaces so Slack never pairs them.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
@@ -28,6 +29,7 @@ __all__ = [
 
 #: zero-width space: invisible, keeps Slack from pairing a literal ``*`` with another one
 ZWSP = "\u200b"
+_BACKTICK_PAIR = re.compile(r"``(?=`)")
 #: inline styles in the order they nest (outermost first when two start together)
 STYLES = ("b", "i", "s", "code")
 _MARKERS = frozenset("*_~`")
@@ -250,7 +252,9 @@ def _slack_link(href: str, label: str) -> str:
 
 
 def _slack_pre(body: str, language: str) -> str:
-    return "```\n" + escape(body).replace("```", f"``{ZWSP}`") + "\n```"
+    # no run of three backticks may stay inside the block (it would close it): a zero-width
+    # space after every second backtick of a run
+    return "```\n" + _BACKTICK_PAIR.sub("``" + ZWSP, escape(body)) + "\n```"
 
 
 SLACK = Dialect(
