@@ -35,6 +35,8 @@ def main(argv: list[str] | None = None) -> int:
                            kill_every=args.kill_every, tokens_per_second=tps,
                            progress=progress)
     print(report.line())
+    for line in report.details[:15]:
+        print("stale:", line)
     for name in ("wrong", "duplicated", "stale_final", "failed"):
         values = getattr(report, name)
         if values:

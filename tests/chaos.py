@@ -41,6 +41,8 @@ class ChaosReport:
     #: edits that made a message shorter than it was (an older text landed after a newer)
     backwards: int = 0
     wrong: list[str] = field(default_factory=list)
+    #: the last texts (time before the last one: length) of each stale message
+    details: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
@@ -165,6 +167,13 @@ def _judge(
         history = [t for _, t in message.history]
         if history and len(history[-1]) < max(len(t) for t in history):
             report.stale_final.append(f"{chat}#{message.message_id}")
+            t_end = message.history[-1][0]
+            report.details.append(
+                f"{chat}#{message.message_id}: " + " ".join(
+                    f"{t - t_end:+.1f}s:{len(x)}" for t, x in message.history[-6:]
+                ) + (f" | result: takeovers={result.takeovers} retries={result.retries} "
+                     f"edits={result.edits} how={result.how}" if result else "")
+            )
         report.backwards += sum(
             1 for before, after in itertools.pairwise(history)
             if len(after) < len(before)

@@ -400,11 +400,14 @@ class _Pass:
         end = self.snap.window.end
         read_c = max(self.snap.window.base, delivery.read_from(segs)) if segs else 0
         delivered_c = max(read_c, delivery.delivered_until(segs, end))
+        # while an older edit may still land, the next pass reads the whole text: the final
+        # shows every message's text again, the ones before the open message too
+        read_b = 0 if self.state.doubt_ms else self.snap.byte_offset(read_c)
         return Offsets(
             flushed_b=self.snap.text_b if complete else self.snap.flushed_b,
             delivered_b=self.snap.byte_offset(min(delivered_c, end)),
-            read_b=self.snap.byte_offset(read_c),
-            read_c=read_c,
+            read_b=read_b,
+            read_c=0 if self.state.doubt_ms else read_c,
         )
 
     def _commit(self) -> None:
