@@ -372,30 +372,28 @@ class OpsSampler:
 
 def monitor_window(url: str, seconds: float, worker_pids: list[int]) -> dict[str, float]:
     """Redis MONITOR for ``seconds``: commands sent by the workers' connections (round trips)
-    and the commands their Lua scripts ran, attributed to the EVALSHA that follows them."""
+    and the commands their Lua scripts ran (MONITOR lists a script's commands right after its
+    EVALSHA; scripts run atomically, so nothing comes in between)."""
     ports = {c.laddr.port for pid in worker_pids
              for c in psutil.Process(pid).net_connections(kind="tcp") if c.laddr}
     client = redis.Redis.from_url(url)
     top: Counter = Counter()
     lua_in_worker = lua_other = 0
-    pending = 0
+    last_is_worker = False
     end = time.monotonic() + seconds
     with client.monitor() as mon:
         for cmd in mon.listen():
             if time.monotonic() > end:
                 break
-            who = str(cmd.get("client_address", ""))
-            if cmd.get("client_type") == "lua" or who == "lua":
-                pending += 1
+            if cmd.get("client_type") == "lua" or cmd.get("client_address") == "lua":
+                if last_is_worker:
+                    lua_in_worker += 1
+                else:
+                    lua_other += 1
                 continue
-            port = int(cmd.get("client_port") or 0)
-            name = str(cmd.get("command", "")).split(" ", 1)[0].upper()
-            if port in ports:
-                top[name] += 1
-                lua_in_worker += pending
-            else:
-                lua_other += pending
-            pending = 0
+            last_is_worker = int(cmd.get("client_port") or 0) in ports
+            if last_is_worker:
+                top[str(cmd.get("command", "")).split(" ", 1)[0].upper()] += 1
     client.close()
     return {"worker_round_trips": sum(top.values()), "worker_lua_cmds": lua_in_worker,
             "producer_lua_cmds": lua_other, **{f"rt_{k}": v for k, v in top.items()}}
