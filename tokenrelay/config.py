@@ -88,7 +88,7 @@ class Settings:
     result_ttl: float = 3600.0
     #: seconds after a call whose answer was lost (or a take-over) during which an older edit
     #: may still land; the final text is shown again after that
-    late_write_grace: float = 5.0
+    late_write_grace: float = 10.0
     #: most Redis connections one producer process opens (all its threads share them)
     redis_max_connections: int = 16
     #: Telegram Bot API base URL (point it at the sandbox for tests and the demo)
