@@ -89,10 +89,18 @@ class ResultWaiter:
     def wait(self, stream_id: str, timeout: float) -> dict[str, Any] | None:
         """Block the calling thread up to ``timeout`` s; the result, or None."""
         entry = self.entry(stream_id)
-        if not entry.event.is_set():
-            self._resolve([stream_id])  # finished before anybody listened for it
+        self._check_now(entry, stream_id)
         entry.event.wait(timeout)
         return entry.result
+
+    def _check_now(self, entry: _Entry, stream_id: str) -> None:
+        """A stream may have finished before anybody listened for it: look once now (a Redis
+        hiccup here is harmless, the listener looks again within a second)."""
+        if not entry.event.is_set():
+            try:
+                self._resolve([stream_id])
+            except RedisError as exc:
+                log.debug("tokenrelay stop listener: first look failed: %s", exc)
 
     async def await_result(self, stream_id: str, timeout: float) -> dict[str, Any] | None:
         """The asyncio twin of :meth:`wait` (no thread per waiting stream)."""
@@ -106,8 +114,7 @@ class ResultWaiter:
 
         entry = self.entry(stream_id)
         entry.on_done(done)
-        if not entry.event.is_set():
-            await asyncio.to_thread(self._resolve, [stream_id])
+        await asyncio.to_thread(self._check_now, entry, stream_id)
         try:
             return await asyncio.wait_for(future, timeout)
         except TimeoutError:
