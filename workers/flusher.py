@@ -173,6 +173,7 @@ class _Pass:
         plan = delivery.plan(self.snap.window, self.state.segments, limits, horizon)
         self.state = replace(self.state, segments=self._with_leads(client, plan.segments))
         ops = plan.ops
+        reasserting = False
         if self.final and caps.can_edit:
             # a native stream's messages are provisional (drafts, open streams) until an edit
             # with final=True; other messages only when their finished rendering differs
@@ -188,8 +189,10 @@ class _Pass:
                     # an older edit may still land: deliver now, show it all again after that
                     self.defer_ms = self.state.doubt_ms - self.now_ms()
                 else:
+                    # cleared only once every one of these edits went out (a budget wait or an
+                    # error in between leaves the doubt for the next final pass)
                     ops = delivery.reassert(self.snap.window, self.state.segments, ops)
-                    self.state = replace(self.state, doubt_ms=0)
+                    reasserting = True
         if not self.final and ops and self.state.hold_ms > self.now_ms():
             self._hold(self.state.hold_ms - self.now_ms())
             return
@@ -218,6 +221,8 @@ class _Pass:
             if op is not ops[-1]:
                 # record each message as soon as it exists: a crash now must not send it twice
                 self._commit()
+        if reasserting:
+            self.state = replace(self.state, doubt_ms=0)
 
     def _renew_for(self, op: delivery.Op, client: ChannelClient) -> None:
         """Renew the lease before a call. A send without an idempotency key gets the lease
