@@ -19,10 +19,11 @@ from producers.pusher import Pusher
 from producers.stream import Stream
 from producers.waiter import ResultWaiter
 from tokenrelay.config import Settings, redact_url
+from tokenrelay.ids import validate_stream_id
+from tokenrelay.names import STOP
 from workers.channels import get_spec
 from workers.channels.base import FORMATS
-from workers.names import STOP
-from workers.state import Schedules, Store, validate_stream_id
+from workers.state import Schedules, Store
 
 log = logging.getLogger(__name__)
 

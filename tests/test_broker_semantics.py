@@ -21,9 +21,9 @@ from sandbox.telegram import TelegramEmulator
 from tests.conftest import TEST_TOKEN
 from tests.faultproxy import FaultProxy
 from tests.helpers import LoggedWorker, assert_exactly_once
+from tokenrelay.backoff import backoff
 from tokenrelay.config import Settings
-from workers.backoff import backoff
-from workers.names import STOP
+from tokenrelay.names import STOP
 from workers.tasks import MAX_RETRY_COUNTDOWN
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tokenrelay.config import ConfigError, Settings, credential, redact_url
+from tokenrelay.accounts import credential
+from tokenrelay.config import ConfigError, Settings, redact_url
 
 
 def test_defaults_and_overrides() -> None:

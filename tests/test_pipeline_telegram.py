@@ -271,9 +271,9 @@ def test_edits_keep_the_interval_even_with_duplicate_schedule_entries(
 
 
 def test_rerunning_any_step_changes_nothing_visible(producer, telegram, chat_id) -> None:
+    from tokenrelay.names import STOP
     from workers import runtime
     from workers.engine import watch
-    from workers.names import STOP
 
     stream = producer.start(channel="telegram", chat_id=chat_id)
     stream.emit("exactly once")

@@ -22,8 +22,8 @@ from tests.conftest import TEST_TOKEN
 from tests.helpers import SAMPLE, tokens
 from tests.procs import WorkerProcess
 from tokenrelay.config import Settings
+from tokenrelay.names import STOP
 from tokenrelay.redis_server import RedisServer
-from workers.names import STOP
 from workers.state import Keys
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

@@ -21,7 +21,7 @@ from tests.conftest import TEST_TOKEN
 from tests.faultproxy import FaultProxy
 from tests.helpers import LoggedWorker, OwnRedis, assert_exactly_once, emit_paced, wait_quiet
 from tokenrelay.config import Settings
-from workers.names import STOP
+from tokenrelay.names import STOP
 from workers.state import Keys
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

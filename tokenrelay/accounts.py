@@ -135,3 +135,17 @@ def clear_cache() -> None:
     with _lock:
         _cache.clear()
         _files.clear()
+
+
+def credential(
+    channel: str,
+    account: str = "default",
+    env: Mapping[str, str] | None = None,
+    kind: str = "BOT_TOKEN",
+) -> str:
+    """The secret of ``account`` on ``channel`` (see ``tokenrelay.accounts.lookup``).
+
+    The default account reads ``TOKENRELAY_TELEGRAM_BOT_TOKEN``; an account named ``support``
+    reads ``TOKENRELAY_TELEGRAM_SUPPORT_BOT_TOKEN``; a webhook's URL is ``kind="URL"``.
+    """
+    return lookup(channel, account, kind, env=env)

@@ -11,7 +11,7 @@ WORKER = ("-A", "workers", "worker")
 
 
 def _stream_id(value: str) -> str:
-    from workers.state import validate_stream_id
+    from tokenrelay.ids import validate_stream_id
 
     try:
         return validate_stream_id(value)

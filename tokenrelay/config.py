@@ -2,8 +2,8 @@
 
 Producers and workers read the same variables, so one environment configures both sides.
 Credentials are not fields of :class:`Settings`: they are looked up by channel and account
-name at the moment a channel client is built (:func:`credential`), so they never travel in
-task arguments, reprs or logs.
+name at the moment a channel client is built (``tokenrelay.accounts.credential``), so they
+never travel in task arguments, reprs or logs.
 """
 
 from __future__ import annotations
@@ -175,19 +175,3 @@ def redact_url(url: str) -> str:
     creds, _, host = rest.rpartition("@")
     user = creds.split(":", 1)[0]
     return f"{scheme}://{user}:***@{host}"
-
-
-def credential(
-    channel: str,
-    account: str = "default",
-    env: Mapping[str, str] | None = None,
-    kind: str = "BOT_TOKEN",
-) -> str:
-    """The secret of ``account`` on ``channel`` (see ``tokenrelay.accounts.lookup``).
-
-    The default account reads ``TOKENRELAY_TELEGRAM_BOT_TOKEN``; an account named ``support``
-    reads ``TOKENRELAY_TELEGRAM_SUPPORT_BOT_TOKEN``; a webhook's URL is ``kind="URL"``.
-    """
-    from tokenrelay.accounts import lookup
-
-    return lookup(channel, account, kind, env=env)

@@ -17,10 +17,10 @@ import time
 from dataclasses import dataclass, replace
 from typing import Any
 
+from tokenrelay.backoff import backoff
 from tokenrelay.config import ConfigError, Settings
 from tokenrelay.results import How, StopResult
 from workers import delivery, metrics
-from workers.backoff import backoff
 from workers.channels import ClientCache
 from workers.channels import errors as errs
 from workers.channels.base import Call, ChannelClient, Format

@@ -27,7 +27,6 @@ locals for its KEYS and ARGV; ``_prelude.lua`` is prepended to every one).
 from __future__ import annotations
 
 import json
-import re
 import zlib
 from dataclasses import dataclass
 from functools import cached_property
@@ -36,13 +35,12 @@ from typing import Any
 
 import redis
 
+from tokenrelay.ids import validate_stream_id
 from workers.delivery import Window
 from workers.sent import SentState
 
 #: directory of the Lua scripts, one file per atomic operation
 LUA_DIR = Path(__file__).with_name("lua")
-#: what a stream id may look like (it appears in Redis keys and task arguments)
-STREAM_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,100}$")
 #: share of the configured rate an adaptive budget regains per ms after a 429 cut it (all of
 #: it in 20 s)
 STEP_UP = 1 / 20_000
@@ -52,12 +50,6 @@ TICK_GRACE_MS = 5000
 
 class StreamNotFound(LookupError):
     """No such stream (never started, its keys expired, or Redis lost them)."""
-
-
-def validate_stream_id(stream_id: object) -> str:
-    if not isinstance(stream_id, str) or not STREAM_ID.match(stream_id):
-        raise ValueError(f"invalid stream id {stream_id!r}: use 1-100 of [A-Za-z0-9_.:-]")
-    return stream_id
 
 
 @dataclass(frozen=True)

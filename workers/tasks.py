@@ -15,11 +15,11 @@ from celery.exceptions import Ignore
 from kombu.exceptions import KombuError
 from redis.exceptions import RedisError
 
+from tokenrelay.backoff import backoff
+from tokenrelay.ids import validate_stream_id
+from tokenrelay.names import STOP
 from workers import runtime
 from workers.app import app
-from workers.backoff import backoff
-from workers.names import STOP
-from workers.state import validate_stream_id
 
 log = logging.getLogger(__name__)
 

@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from tokenrelay.redact import redact, register_secret
 from workers.channels.base import (
     NO_CALL,
     Budget,
@@ -37,7 +38,6 @@ from workers.channels.base import (
 )
 from workers.channels.discord_markdown import discord_units, escape, to_discord
 from workers.channels.http import Reply, Transport
-from workers.redact import redact, register_secret
 
 DEFAULT_API_BASE = "https://discord.com/api/v10"
 #: characters of one message's content

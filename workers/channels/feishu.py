@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tokenrelay.config import ConfigError
+from tokenrelay.redact import redact, register_secret
 from workers.channels.base import (
     NO_CALL,
     Ambiguous,
@@ -51,7 +52,6 @@ from workers.channels.base import (
 from workers.channels.feishu_markdown import card_bytes, to_card_markdown
 from workers.channels.http import Reply, Transport
 from workers.channels.telegram_markdown import open_fence
-from workers.redact import redact, register_secret
 
 #: card text limit in bytes of card JSON (the card's 30 KB, less the card's own JSON)
 MAX_BYTES = 30_000

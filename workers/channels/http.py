@@ -31,9 +31,9 @@ import urllib3.exceptions
 from requests.adapters import HTTPAdapter
 from tenacity import RetryError, Retrying, retry_if_exception_type, stop_after_attempt
 
-from workers.backoff import backoff
+from tokenrelay.backoff import backoff
+from tokenrelay.redact import install_log_filter, redact
 from workers.channels.errors import Ambiguous, CallExpired, PermanentFailure, TransientFailure
-from workers.redact import install_log_filter, redact
 
 #: connection pool size per platform account (one worker process, many threads)
 POOL_SIZE = 256

@@ -22,6 +22,7 @@ from typing import Any
 from urllib.parse import quote
 
 from tokenrelay.config import ConfigError
+from tokenrelay.redact import redact, register_secret
 from workers.channels.base import (
     NO_CALL,
     Budget,
@@ -40,7 +41,6 @@ from workers.channels.base import (
 )
 from workers.channels.http import Reply, Transport
 from workers.channels.telegram_markdown import to_telegram_html, visible_text
-from workers.redact import redact, register_secret
 from workers.split import char_units
 
 #: default longest message, in characters (an edit carries the text twice in one event, and

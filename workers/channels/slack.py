@@ -19,6 +19,7 @@ import threading
 from collections import OrderedDict
 from typing import Any
 
+from tokenrelay.redact import redact, register_secret
 from workers.channels.base import (
     NO_CALL,
     Budget,
@@ -39,7 +40,6 @@ from workers.channels.base import (
 )
 from workers.channels.http import Reply, Transport
 from workers.channels.slack_markdown import ZWSP, mrkdwn_units, plain_mrkdwn, to_mrkdwn
-from workers.redact import redact, register_secret
 
 DEFAULT_API_BASE = "https://slack.com/api"
 #: characters of one message's text (chat.update truncates at 40,000; keep well below)

@@ -12,7 +12,9 @@ import re
 import uuid
 from typing import Any
 
-from tokenrelay.config import Settings, credential
+from tokenrelay.accounts import credential
+from tokenrelay.config import Settings
+from tokenrelay.redact import redact, register_secret
 from workers.channels.base import (
     NO_CALL,
     Budget,
@@ -33,7 +35,6 @@ from workers.channels.base import (
 )
 from workers.channels.http import Reply, Transport
 from workers.channels.telegram_markdown import to_telegram_html, visible_text
-from workers.redact import redact, register_secret
 from workers.split import utf16_units
 
 #: Telegram's limit for one message's text, in UTF-16 code units after entity parsing

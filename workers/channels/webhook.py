@@ -11,7 +11,9 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from tokenrelay.config import ConfigError, credential
+from tokenrelay.accounts import credential
+from tokenrelay.config import ConfigError
+from tokenrelay.redact import redact, register_secret
 from workers.channels.base import (
     NO_CALL,
     Budget,
@@ -27,7 +29,6 @@ from workers.channels.base import (
     printable_chat_id,
 )
 from workers.channels.http import Reply, Transport
-from workers.redact import redact, register_secret
 from workers.split import char_units
 
 #: longest message, in characters (most gateways accept more; a per-message cut keeps it safe)
