@@ -26,7 +26,7 @@ REPEATS = 3
 def _ours(rig: Rig, total: int) -> tuple[float, float]:
     """(tokens/s of the emit loop, tokens/s until Redis holds all of it) for ``total`` tokens."""
     from producers import StreamProducer
-    from workers.state import Keys
+    from tokenrelay.store import Keys
 
     producer = StreamProducer(rig.settings(TOKENRELAY_QUEUE=f"unconsumed-{uuid.uuid4().hex}"))
     try:

@@ -432,7 +432,7 @@ _CATEGORIES: tuple[tuple[str, str], ...] = (
     ("(workers/engine.py", "engine loop (claim, settle)"),
     ("(workers/metrics.py", "metrics (prometheus)"),
     ("prometheus_client/", "metrics (prometheus)"),
-    ("(workers/state.py", "state.py (Redis calls, snapshot decode)"),
+    ("(tokenrelay/store/", "store (Redis calls, snapshot decode)"),
     ("(workers/lease.py", "leases (renewals)"),
     ("(workers/ratelimit.py", "rate budgets"),
     ("(workers/delivery.py", "planner (delivery.py)"),

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from redis.exceptions import RedisError
 
-from workers.state import Store
+from tokenrelay.store import Store
 
 if TYPE_CHECKING:
     from producers.producer import StreamProducer

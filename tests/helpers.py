@@ -282,7 +282,7 @@ def worker_clock_offset(worker: LoggedWorker) -> float:
 def wait_quiet(store: Any, stream_ids: list[str], timeout: float = 10.0) -> None:
     """Wait until no pass holds or awaits these streams (no lease, no armed tick): the passes
     that showed their text have also recorded it."""
-    from workers.state import Keys
+    from tokenrelay.store import Keys
 
     deadline = time.monotonic() + timeout
     while True:

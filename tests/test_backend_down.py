@@ -42,7 +42,7 @@ def test_start_fails_fast_without_redis() -> None:
 
 
 def test_push_survives_redis_forgetting_its_scripts() -> None:
-    from workers.state import Keys, Store
+    from tokenrelay.store import Keys, Store
 
     with RedisServer() as server:  # our own server: SCRIPT FLUSH touches nobody else's
         store = Store.from_url(server.url)
@@ -54,7 +54,7 @@ def test_push_survives_redis_forgetting_its_scripts() -> None:
 
 
 def test_a_chunk_resent_after_a_lost_answer_is_applied_once() -> None:
-    from workers.state import Keys, Store
+    from tokenrelay.store import Keys, Store
 
     with RedisServer() as server:
         store = Store.from_url(server.url)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from producers import StreamClosed, StreamTooLong, UnknownChannel
-from workers.state import Keys
+from tokenrelay.store import Keys
 
 pytestmark = pytest.mark.integration
 

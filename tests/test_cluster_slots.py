@@ -14,7 +14,8 @@ from collections.abc import Iterator
 import pytest
 from redis.crc import key_slot
 
-from workers.state import LUA_DIR, Store
+from tokenrelay.store import Store
+from tokenrelay.store.scripts import LUA_DIR
 
 pytestmark = pytest.mark.integration
 

@@ -36,8 +36,8 @@ from hypothesis.stateful import (
 
 from producers import StopResult, StopTimeout, StreamClosed, StreamProducer, StreamTooLong
 from tests.test_fuzz_planner import FILLERS, LIMIT, LONE, NASTY, any_text, shows, valid
+from tokenrelay.store import Keys
 from workers.split import utf16_units
-from workers.state import Keys
 
 pytestmark = pytest.mark.integration
 

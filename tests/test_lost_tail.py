@@ -10,8 +10,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from tokenrelay.store import Keys, Offsets, Schedules, Snapshot, Store
 from workers.lease import owner_token
-from workers.state import Keys, Offsets, Schedules, Snapshot, Store
 
 pytestmark = pytest.mark.integration
 

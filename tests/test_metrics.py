@@ -143,8 +143,8 @@ def test_counters_match_what_the_sandbox_ledger_shows(metered, telegram) -> None
 def test_the_dashboard_uses_only_metrics_a_worker_serves(redis_url) -> None:
     from prometheus_client.metrics import MetricWrapperBase
 
+    from tokenrelay.store import Store
     from workers import metrics
-    from workers.state import Store
 
     served = {f.name for f in metrics.SchedulesCollector(Store.from_url(redis_url)).collect()}
     for value in vars(metrics).values():

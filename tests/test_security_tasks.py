@@ -24,7 +24,7 @@ from tests.procs import WorkerProcess
 from tokenrelay.config import Settings
 from tokenrelay.names import STOP
 from tokenrelay.redis_server import RedisServer
-from workers.state import Keys
+from tokenrelay.store import Keys
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -18,7 +18,7 @@ from sandbox.telegram import TelegramEmulator
 from tests.conftest import TEST_TOKEN
 from tests.helpers import LoggedWorker, OwnRedis, stream_reply, wait_quiet
 from tokenrelay.config import Settings
-from workers.state import Keys
+from tokenrelay.store import Keys
 
 pytestmark = pytest.mark.integration
 

@@ -22,7 +22,7 @@ from tests.faultproxy import FaultProxy
 from tests.helpers import LoggedWorker, OwnRedis, assert_exactly_once, emit_paced, wait_quiet
 from tokenrelay.config import Settings
 from tokenrelay.names import STOP
-from workers.state import Keys
+from tokenrelay.store import Keys
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -15,9 +15,8 @@ from producers import StreamProducer
 from tests.helpers import SAMPLE, emit_paced, tokens
 from tests.procs import WorkerProcess
 from tokenrelay.config import Settings
+from tokenrelay.store import Keys, SentState, Store
 from workers.lease import owner_token
-from workers.sent import SentState
-from workers.state import Keys, Store
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -42,7 +41,7 @@ def own_queue(settings_env):
 
 
 def test_lease_and_version_fence_off_a_stale_worker(producer, chat_id) -> None:
-    from workers.state import Offsets
+    from tokenrelay.store import Offsets
 
     stream = producer.start(channel="telegram", chat_id=chat_id)
     producer.store.close(stream.id)  # a closing stream: begin hands out its final pass

@@ -1,5 +1,5 @@
 """``tokenrelay status`` and ``tokenrelay inspect``: what a deployment's streams are doing, read
-from Redis (read-only, through ``workers.state.Store``) and shown as rich tables, or as JSON.
+from Redis (read-only, through ``tokenrelay.store.Store``) and shown as rich tables, or as JSON.
 
 Every time shown is on the Redis server's clock, so hosts with skewed clocks agree.
 """
@@ -17,8 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from tokenrelay.config import ConfigError, Settings, redact_url
-from workers.sent import SentState
-from workers.state import Schedules, Store, StreamNotFound
+from tokenrelay.store import Schedules, SentState, Store, StreamNotFound
 
 #: exit codes: the stream is unknown; Redis or the settings are unusable
 NOT_FOUND, UNREACHABLE = 1, 2

@@ -1,7 +1,7 @@
 """tokenrelay workers: ``celery -A workers worker`` finds the app here.
 
 The app is built on first access of ``workers.app``, so producers, which import only
-``workers.state`` and the channel specs, never build it as a side effect.
+the store (``tokenrelay.store``) and the channel specs, never build it as a side effect.
 """
 
 from __future__ import annotations

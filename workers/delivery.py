@@ -15,49 +15,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Literal
 
+from tokenrelay.store.sent import Segment
+from tokenrelay.store.snapshot import Window
 from workers.split import UnitCounter, find_cut, utf16_units
-
-
-@dataclass(frozen=True)
-class Segment:
-    """One chat message's slice of the text, and what the chat shows of it."""
-
-    message_id: str | None
-    start: int
-    #: end of a closed segment; None while this is the open (last) segment
-    cut: int | None
-    #: the chat shows ``text[start:shown]`` (stripped)
-    shown: int
-    #: the channel refused this segment's formatting once; keep sending it as plain text
-    plain: bool = False
-    #: markup that must precede this segment's text because the cut fell inside a construct
-    #: (e.g. a code fence opened in the previous message); invisible, chosen by the channel
-    lead: str = ""
-    #: the chat shows this segment rendered as finished text (nothing held back for more)
-    sealed: bool = False
-
-    def target(self, text_end: int) -> int:
-        """Where this segment's text ends now."""
-        return text_end if self.cut is None else self.cut
-
-    def to_json(self) -> list[object]:
-        return [
-            self.message_id, self.start, self.cut, self.shown, int(self.plain), self.lead,
-            int(self.sealed),
-        ]
-
-    @classmethod
-    def from_json(cls, raw: Sequence[object]) -> Segment:
-        mid, start, cut, shown, plain, *rest = raw
-        return cls(
-            None if mid is None else str(mid),
-            int(start),  # type: ignore[call-overload]
-            None if cut is None else int(cut),  # type: ignore[call-overload]
-            int(shown),  # type: ignore[call-overload]
-            bool(plain),
-            str(rest[0]) if rest else "",
-            bool(rest[1]) if len(rest) > 1 else False,
-        )
 
 
 @dataclass(frozen=True)
@@ -84,23 +44,6 @@ class Op:
 class Plan:
     segments: tuple[Segment, ...]
     ops: tuple[Op, ...]
-
-
-@dataclass(frozen=True)
-class Window:
-    """The part of the stream's text the planner may look at: ``text`` starts at offset ``base``."""
-
-    text: str
-    base: int = 0
-
-    @property
-    def end(self) -> int:
-        return self.base + len(self.text)
-
-    def slice(self, start: int, end: int) -> str:
-        if start < self.base:
-            raise ValueError(f"offset {start} is before the window at {self.base}")
-        return self.text[start - self.base : end - self.base]
 
 
 def read_from(segments: Sequence[Segment]) -> int:

@@ -24,9 +24,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from tokenrelay.config import Settings
+from tokenrelay.store import Store
 from workers import metrics
 from workers.flusher import Flusher, Next
-from workers.state import Store
 
 log = logging.getLogger(__name__)
 

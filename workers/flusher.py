@@ -20,6 +20,7 @@ from typing import Any
 from tokenrelay.backoff import backoff
 from tokenrelay.config import ConfigError, Settings
 from tokenrelay.results import How, StopResult
+from tokenrelay.store import Offsets, SentState, Snapshot, Store
 from workers import delivery, metrics
 from workers.channels import ClientCache
 from workers.channels import errors as errs
@@ -27,8 +28,6 @@ from workers.channels.base import Call, ChannelClient, Format
 from workers.channels.http import Guard, guarded
 from workers.lease import Lease, LeaseKeeper, LeaseLost, owner_token
 from workers.ratelimit import RateLimiter
-from workers.sent import SentState
-from workers.state import Offsets, Snapshot, Store
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 
-from workers.state import Store
+from tokenrelay.store import Store
 
 log = logging.getLogger(__name__)
 

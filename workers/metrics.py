@@ -24,8 +24,8 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from redis.exceptions import RedisError
 
 from tokenrelay.config import Settings
+from tokenrelay.store import Snapshot, Store
 from workers.channels import errors as errs
-from workers.state import Snapshot, Store
 
 log = logging.getLogger(__name__)
 

@@ -1,5 +1,5 @@
 """Shared rate budgets: GCRA in Redis on server time, so every worker on every host agrees, with
-a queue per budget so waiting costs nothing and is fair (see ``workers/lua/rate_take.lua``).
+a queue per budget so waiting costs nothing and is fair (see ``store/lua/rate_take.lua``).
 
 Finals and first sends go before interim edits; interim edits also leave one slot of every
 burst to them. A stream that cannot go now gets a *ticket*, its own wake-up time in the
@@ -13,12 +13,12 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 
+from tokenrelay.store import Store, rate_key
 from workers.channels.base import Budget
 from workers.channels.errors import RateLimited
-from workers.state import Store, rate_key
 
 #: multiplicative cut of an adaptive rate on a 429 (AIMD's decrease; its increase is linear in
-#: time, see workers.state.STEP_UP)
+#: time, see tokenrelay.store.STEP_UP)
 CUT = 0.7
 
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 import threading
 
 from tokenrelay.config import Settings
+from tokenrelay.store import Schedules, Store
 from workers.engine import FlushEngine
 from workers.flusher import Flusher
-from workers.state import Schedules, Store
 
 _lock = threading.Lock()
 _flusher: Flusher | None = None

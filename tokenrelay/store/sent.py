@@ -1,14 +1,57 @@
 """The sent state of a stream: which chat messages exist, what each shows, and counters.
 
-Stored as one JSON document per stream (see ``workers.state``); this module only converts it.
+Stored as one JSON document per stream (see ``tokenrelay.store.keys``); this module only converts
+it. A *segment* is one chat message's slice of the stream's text (see ``workers.delivery``).
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
-from workers.delivery import Segment
+
+@dataclass(frozen=True)
+class Segment:
+    """One chat message's slice of the text, and what the chat shows of it."""
+
+    message_id: str | None
+    start: int
+    #: end of a closed segment; None while this is the open (last) segment
+    cut: int | None
+    #: the chat shows ``text[start:shown]`` (stripped)
+    shown: int
+    #: the channel refused this segment's formatting once; keep sending it as plain text
+    plain: bool = False
+    #: markup that must precede this segment's text because the cut fell inside a construct
+    #: (e.g. a code fence opened in the previous message); invisible, chosen by the channel
+    lead: str = ""
+    #: the chat shows this segment rendered as finished text (nothing held back for more)
+    sealed: bool = False
+
+    def target(self, text_end: int) -> int:
+        """Where this segment's text ends now."""
+        return text_end if self.cut is None else self.cut
+
+    def to_json(self) -> list[object]:
+        return [
+            self.message_id, self.start, self.cut, self.shown, int(self.plain), self.lead,
+            int(self.sealed),
+        ]
+
+    @classmethod
+    def from_json(cls, raw: Sequence[object]) -> Segment:
+        mid, start, cut, shown, plain, *rest = raw
+        return cls(
+            None if mid is None else str(mid),
+            int(start),  # type: ignore[call-overload]
+            None if cut is None else int(cut),  # type: ignore[call-overload]
+            int(shown),  # type: ignore[call-overload]
+            bool(plain),
+            str(rest[0]) if rest else "",
+            bool(rest[1]) if len(rest) > 1 else False,
+        )
+
 
 #: counters kept per stream, reported in StopResult
 COUNTERS = (

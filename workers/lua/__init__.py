@@ -1,1 +1,0 @@
-"""The Lua scripts of workers.state: one file per atomic Redis operation."""
