@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from producers import StreamProducer
-from tokenrelay.demo import backend, demo_chat
+from tokenrelay.apps.demo import backend, demo_chat
 from tokenrelay.results import StopResult
 
 

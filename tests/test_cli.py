@@ -19,7 +19,7 @@ pytestmark = pytest.mark.integration
 
 def tokenrelay(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "tokenrelay.cli", *args], cwd=ROOT, capture_output=True,
+        [sys.executable, "-m", "tokenrelay.apps.cli", *args], cwd=ROOT, capture_output=True,
         text=True, timeout=60, env={**os.environ, **env, "COLUMNS": "250"},
     )
 

@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command in ("status", "inspect"):
         from rich.console import Console
 
-        from tokenrelay import status as views
+        from tokenrelay.apps import status as views
 
         if args.command == "status":
             return views.guarded(
@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     if args.command == "demo":
         from sandbox.registry import EMULATORS
-        from tokenrelay.demo import run
+        from tokenrelay.apps.demo import run
 
         if not os.environ.get("TOKENRELAY_BROKER_URL") and args.channel not in EMULATORS:
             parser.error(f"no sandbox for channel {args.channel!r}; known: "
