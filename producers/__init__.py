@@ -18,7 +18,7 @@ from producers.errors import (
 from producers.producer import StreamProducer
 from producers.stream import StopHandle, Stream
 from tokenrelay.results import StopResult
-from workers.channels import UnknownChannel
+from tokenrelay.specs import UnknownChannel
 
 __all__ = [
     "AsyncStream",

@@ -21,9 +21,8 @@ from producers.waiter import ResultWaiter
 from tokenrelay.config import Settings, redact_url
 from tokenrelay.ids import validate_stream_id
 from tokenrelay.names import STOP
+from tokenrelay.specs import FORMATS, get_spec
 from tokenrelay.store import Schedules, Store
-from workers.channels import get_spec
-from workers.channels.base import FORMATS
 
 log = logging.getLogger(__name__)
 

@@ -9,9 +9,10 @@ from collections.abc import Iterator
 import pytest
 
 from tokenrelay.config import Settings
-from workers.channels import SPECS
+from tokenrelay.specs import SPECS, ConsoleSpec
+from workers.channels import build_client
 from workers.channels.base import Call, Rejected
-from workers.channels.console import ConsoleClient, ConsoleSpec
+from workers.channels.console import ConsoleClient
 
 
 def test_sends_log_whole_messages_and_never_edit(caplog) -> None:
@@ -32,7 +33,7 @@ def test_any_printable_chat_name_and_no_credentials() -> None:
     for bad in ("", "a\nb", "x" * 201):
         with pytest.raises(ValueError, match="console chat_id"):
             spec.normalize_chat_id(bad)
-    assert isinstance(spec.build("whoever"), ConsoleClient)
+    assert isinstance(build_client(spec, "whoever"), ConsoleClient)
 
 
 class LogLedger(logging.Handler):

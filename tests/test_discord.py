@@ -9,8 +9,8 @@ from hypothesis import strategies as st
 
 from sandbox.discord import DiscordEmulator
 from tokenrelay.config import Settings
+from tokenrelay.specs import get_spec
 from workers.channels import base as errors
-from workers.channels import get_spec
 from workers.channels.discord import (
     DiscordClient,
     InvalidRequests,
@@ -126,7 +126,8 @@ def test_any_text_renders_to_markdown_showing_the_same_text(markdown: str, final
 @given(st.text(max_size=60))
 def test_plain_text_is_escaped_to_show_as_written(text: str) -> None:
     escaped = escape(text)
-    assert _shown(escaped) == html_visible(to_telegram_html(escaped, final=True))
+    # a zero-width space is invisible either way (the renderer uses it as its own escape)
+    assert _shown(escaped) == html_visible(to_telegram_html(escaped, final=True)).replace(ZWSP, "")
     assert len(escaped) <= discord_units(text)
 
 

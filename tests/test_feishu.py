@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from sandbox.feishu import APP_ID, APP_SECRET, FeishuEmulator, shown_text
 from tokenrelay.config import Settings
+from tokenrelay.specs.feishu import FeishuSpec, LarkSpec
 from workers.channels.base import (
     Call,
     MessageGone,
@@ -27,8 +28,6 @@ from workers.channels.base import (
 from workers.channels.feishu import (
     CardRef,
     FeishuClient,
-    FeishuSpec,
-    LarkSpec,
     Limits,
     StreamingClosed,
     TenantToken,

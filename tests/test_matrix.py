@@ -13,6 +13,7 @@ from sandbox.matrix import MatrixEmulator
 from tests.helpers import squash
 from tests.test_telegram_markdown import assert_telegram_html
 from tokenrelay.config import Settings
+from tokenrelay.specs.matrix import MatrixSpec
 from workers.channels.base import (
     Call,
     MessageGone,
@@ -25,7 +26,6 @@ from workers.channels.base import (
 from workers.channels.http import Reply, Transport
 from workers.channels.matrix import (
     MatrixClient,
-    MatrixSpec,
     message_content,
     read_error,
     txn_id,

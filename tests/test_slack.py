@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 from sandbox.slack import SlackEmulator
 from sandbox.slack.mrkdwn import MrkdwnError, visible_text
 from tokenrelay.config import Settings
+from tokenrelay.specs import get_spec
 from workers.channels import base as errors
-from workers.channels import get_spec
 from workers.channels.http import Reply, Transport
 from workers.channels.slack import SlackClient, read_error
 from workers.channels.slack_markdown import ZWSP, mrkdwn_units, plain_mrkdwn, to_mrkdwn

@@ -6,7 +6,7 @@ import pytest
 
 from tests.conftest import TEST_TOKEN
 from tokenrelay.config import Settings
-from workers.channels import UnknownChannel, get_spec
+from tokenrelay.specs import UnknownChannel, get_spec
 from workers.channels import base as errors
 from workers.channels.http import Reply, RetryPolicy, Transport
 from workers.channels.telegram import TelegramClient, read_error

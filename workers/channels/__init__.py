@@ -1,35 +1,33 @@
-"""Channel registry: platform name -> its spec (producer side) and clients (worker side)."""
+"""The channel clients of the workers: one module per platform, each with a ``build(spec,
+account)``; what a channel is (chat ids, capabilities) lives in ``tokenrelay.specs``."""
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
+from typing import Any
 
 from tokenrelay.config import Settings
-from workers.channels.base import ChannelClient, ChannelSpec
-from workers.channels.console import ConsoleSpec
-from workers.channels.discord import DiscordSpec
-from workers.channels.feishu import FeishuSpec, LarkSpec
-from workers.channels.matrix import MatrixSpec
-from workers.channels.slack import SlackSpec
-from workers.channels.telegram import TelegramSpec
-from workers.channels.webhook import WebhookSpec
+from tokenrelay.specs import ChannelSpec, get_spec
+from workers.channels import console, discord, feishu, matrix, slack, telegram, webhook
+from workers.channels.base import ChannelClient
 
-#: every platform tokenrelay can deliver to, by the name producers pass as ``channel=``
-SPECS: dict[str, type] = {"telegram": TelegramSpec, "webhook": WebhookSpec}
-SPECS.update(console=ConsoleSpec, matrix=MatrixSpec, feishu=FeishuSpec, lark=LarkSpec)
-SPECS.update(slack=SlackSpec, discord=DiscordSpec)
-
-
-class UnknownChannel(ValueError):
-    """The producer named a channel tokenrelay has no client for."""
+#: channel name -> the function that builds a client of one account from the channel's spec
+BUILDERS: dict[str, Callable[[Any, str], ChannelClient]] = {
+    "telegram": telegram.build,
+    "slack": slack.build,
+    "discord": discord.build,
+    "feishu": feishu.build,
+    "lark": feishu.build,
+    "matrix": matrix.build,
+    "webhook": webhook.build,
+    "console": console.build,
+}
 
 
-def get_spec(channel: str, settings: Settings) -> ChannelSpec:
-    """The spec of ``channel``, or UnknownChannel listing the known ones."""
-    cls = SPECS.get(channel) if isinstance(channel, str) else None
-    if cls is None:
-        raise UnknownChannel(f"unknown channel {channel!r}; known: {', '.join(sorted(SPECS))}")
-    return cls(settings)
+def build_client(spec: ChannelSpec, account: str) -> ChannelClient:
+    """A client of ``account`` on the channel ``spec`` describes."""
+    return BUILDERS[spec.name](spec, account)
 
 
 class ClientCache:
@@ -45,6 +43,6 @@ class ClientCache:
         with self._lock:
             client = self._clients.get(key)
             if client is None:
-                client = get_spec(channel, self.settings).build(account)
+                client = build_client(get_spec(channel, self.settings), account)
                 self._clients[key] = client
             return client

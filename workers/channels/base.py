@@ -6,12 +6,10 @@ maps its wire errors to them once, and the core handles each type once.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Protocol
 
-from tokenrelay.accounts import lookup
-from tokenrelay.config import Settings
+from tokenrelay.specs.base import Format
 from workers.channels.errors import (
     Ambiguous,
     CallExpired,
@@ -37,7 +35,6 @@ __all__ = [
     "Capabilities",
     "ChannelClient",
     "ChannelError",
-    "ChannelSpec",
     "Format",
     "MessageGone",
     "NotModified",
@@ -46,47 +43,10 @@ __all__ = [
     "RateLimited",
     "Rejected",
     "RenderedMarkdown",
-    "SpecBase",
     "TooLong",
     "TransientFailure",
     "WholeMessages",
-    "chat_id_text",
-    "pattern_chat_id",
-    "printable_chat_id",
 ]
-
-#: how a segment's text is formatted: plain, Markdown rendered for the platform, or the
-#: platform's own markup passed through as written
-Format = Literal["text", "markdown", "html"]
-FORMATS: tuple[str, ...] = ("text", "markdown", "html")
-
-
-def chat_id_text(channel: str, chat_id: object) -> str:
-    """A chat id given as int or str, as a stripped string; ValueError for anything else."""
-    if isinstance(chat_id, bool) or not isinstance(chat_id, (int, str)):
-        raise ValueError(f"{channel} chat_id must be an int or str, not {type(chat_id).__name__}")
-    return str(chat_id).strip()
-
-
-def pattern_chat_id(
-    channel: str, chat_id: object, pattern: re.Pattern[str], expected: str, upper: bool = False
-) -> str:
-    """The chat id as a stripped string (upper-cased if ``upper``) when it matches
-    ``pattern``; ValueError saying it should be ``expected`` otherwise."""
-    text = chat_id_text(channel, chat_id)
-    text = text.upper() if upper else text
-    if not pattern.match(text):
-        raise ValueError(f"invalid {channel} chat_id {chat_id!r}: {expected}")
-    return text
-
-
-def printable_chat_id(channel: str, chat_id: object) -> str:
-    """Any non-empty chat name of up to 200 printable characters (console, webhook rooms)."""
-    text = chat_id_text(channel, chat_id)
-    if not text or len(text) > 200 or any(ord(c) < 32 for c in text):
-        raise ValueError(f"invalid {channel} chat_id {chat_id!r}: 1-200 printable characters")
-    return text
-
 
 @dataclass(frozen=True)
 class Budget:
@@ -188,24 +148,6 @@ class ChannelClient(Protocol):
         ...
 
 
-class SpecBase:
-    """Shared plumbing of the platform specs: settings in, the default edit interval."""
-
-    name = ""
-
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-
-    def interval_for(self, chat_id: str, default: float) -> float:
-        """Seconds between edits of one stream in this chat (platforms may slow some chats)."""
-        return default
-
-    def setting(self, account: str, key: str, default: object = None) -> str:
-        """The account's ``key`` setting (``tokenrelay.accounts.lookup``), else ``default``
-        as text; ConfigError when it is nowhere and has no default."""
-        return lookup(self.name, account, key, default=None if default is None else str(default))
-
-
 class WholeMessages:
     """The ChannelClient methods of a channel whose messages never change once sent (log
     lines, webhooks): the core delivers whole messages, so edits and deletions are refused."""
@@ -248,21 +190,3 @@ class RenderedMarkdown:
 
     def continuation(self, previous: str, fmt: Format) -> str:
         return open_fence(previous) if fmt == "markdown" else ""
-
-
-class ChannelSpec(Protocol):
-    """A platform as the producer sees it: no credentials, no I/O."""
-
-    name: str
-
-    def normalize_chat_id(self, chat_id: object) -> str:
-        """The chat id as a string, or ValueError with a clear message."""
-        ...
-
-    def interval_for(self, chat_id: str, default: float) -> float:
-        """Seconds between edits of one stream in this chat."""
-        ...
-
-    def build(self, account: str) -> ChannelClient:
-        """A client for ``account``, reading its credential from the environment."""
-        ...

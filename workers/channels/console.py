@@ -11,15 +11,14 @@ from __future__ import annotations
 import itertools
 import logging
 
+from tokenrelay.specs.webhook import ConsoleSpec
 from workers.channels.base import (
     NO_CALL,
     Budget,
     Call,
     Capabilities,
     Format,
-    SpecBase,
     WholeMessages,
-    printable_chat_id,
 )
 from workers.split import char_units
 
@@ -29,18 +28,6 @@ MAX_CHARS = 4000
 log = logging.getLogger("tokenrelay.console")
 
 CAPABILITIES = Capabilities(can_edit=False, max_units=MAX_CHARS, units=char_units)
-
-
-class ConsoleSpec(SpecBase):
-    """The console as the producer sees it: any non-empty chat name of up to 200 characters."""
-
-    name = "console"
-
-    def normalize_chat_id(self, chat_id: object) -> str:
-        return printable_chat_id(self.name, chat_id)
-
-    def build(self, account: str) -> ConsoleClient:
-        return ConsoleClient(account)
 
 
 class ConsoleClient(WholeMessages):
@@ -66,3 +53,10 @@ class ConsoleClient(WholeMessages):
         message_id = f"{chat_id}#{call.key or next(self._ids)}"
         log.info("[console %s] %s", message_id, text)
         return message_id
+
+
+def build(spec: ConsoleSpec, account: str) -> ConsoleClient:
+    """A client for ``account``, from its settings (``spec.setting``)."""
+    return ConsoleClient(account)
+
+

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tokenrelay.redact import redact, register_secret
+from tokenrelay.specs.discord import MAX_CHARS, DiscordSpec
 from workers.channels.base import (
     NO_CALL,
     Budget,
@@ -32,16 +33,12 @@ from workers.channels.base import (
     RateLimited,
     Rejected,
     RenderedMarkdown,
-    SpecBase,
     TooLong,
-    pattern_chat_id,
 )
 from workers.channels.discord_markdown import discord_units, escape, to_discord
 from workers.channels.http import Reply, Transport
 
 DEFAULT_API_BASE = "https://discord.com/api/v10"
-#: characters of one message's content
-MAX_CHARS = 2000
 #: calls per second per channel (about 5 per 5 s observed) and the bucket's size
 CHANNEL_RATE, CHANNEL_BURST = 1.0, 5
 #: calls per second per bot (Discord's global limit)
@@ -51,8 +48,6 @@ GLOBAL_RATE, GLOBAL_BURST = 50.0, 50
 INVALID_LIMIT = 8000
 #: seconds of the invalid-request window
 INVALID_WINDOW = 600.0
-#: a channel id: a snowflake
-SNOWFLAKE = re.compile(r"^\d{15,21}$")
 _ID = re.compile(r"/\d+")
 #: statuses Discord counts as invalid requests
 INVALID_STATUSES = frozenset({401, 403, 429})
@@ -117,33 +112,6 @@ def read_rate_headers(headers: Mapping[str, str]) -> RateHeaders | None:
         is_global=h.get("x-ratelimit-global", "").lower() == "true",
         scope=h.get("x-ratelimit-scope"),
     )
-
-
-class DiscordSpec(SpecBase):
-    """Discord as the producer sees it (no credentials)."""
-
-    name = "discord"
-
-    def normalize_chat_id(self, chat_id: object) -> str:
-        return pattern_chat_id(
-            self.name, chat_id, SNOWFLAKE, "a channel id (snowflake, 15-21 digits)"
-        )
-
-    def build(self, account: str) -> DiscordClient:
-        def get(key: str, default: object) -> str:
-            return self.setting(account, key, default)
-
-        return DiscordClient(
-            self.setting(account, "BOT_TOKEN"),
-            account,
-            Transport(self.settings.http_timeout),
-            api_base=get("API_BASE", DEFAULT_API_BASE),
-            max_chars=int(get("MAX_CHARS", MAX_CHARS)),
-            channel_rate=float(get("CHANNEL_RATE", CHANNEL_RATE)),
-            channel_burst=int(get("CHANNEL_BURST", CHANNEL_BURST)),
-            global_rate=float(get("GLOBAL_RATE", GLOBAL_RATE)),
-            invalid_limit=int(get("INVALID_REQUEST_LIMIT", INVALID_LIMIT)),
-        )
 
 
 class DiscordClient(RenderedMarkdown):
@@ -310,3 +278,23 @@ def read_error(route: str, reply: Reply) -> ChannelError:
     if code in (50006, 50035):
         return Rejected(where, **data)
     return PermanentFailure(where, **data)
+
+
+def build(spec: DiscordSpec, account: str) -> DiscordClient:
+    """A client for ``account``, from its settings (``spec.setting``)."""
+    def get(key: str, default: object) -> str:
+        return spec.setting(account, key, default)
+
+    return DiscordClient(
+        spec.setting(account, "BOT_TOKEN"),
+        account,
+        Transport(spec.settings.http_timeout),
+        api_base=get("API_BASE", DEFAULT_API_BASE),
+        max_chars=int(get("MAX_CHARS", MAX_CHARS)),
+        channel_rate=float(get("CHANNEL_RATE", CHANNEL_RATE)),
+        channel_burst=int(get("CHANNEL_BURST", CHANNEL_BURST)),
+        global_rate=float(get("GLOBAL_RATE", GLOBAL_RATE)),
+        invalid_limit=int(get("INVALID_REQUEST_LIMIT", INVALID_LIMIT)),
+    )
+
+

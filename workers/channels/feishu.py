@@ -23,7 +23,6 @@ Per-account settings (``tokenrelay.accounts.lookup``, platform ``feishu`` or ``l
 from __future__ import annotations
 
 import json
-import re
 import threading
 import time
 import uuid
@@ -32,6 +31,7 @@ from typing import Any
 
 from tokenrelay.config import ConfigError
 from tokenrelay.redact import redact, register_secret
+from tokenrelay.specs.feishu import MAX_BYTES, FeishuSpec
 from workers.channels.base import (
     NO_CALL,
     Ambiguous,
@@ -44,21 +44,15 @@ from workers.channels.base import (
     PermanentFailure,
     RateLimited,
     Rejected,
-    SpecBase,
     TooLong,
     TransientFailure,
-    pattern_chat_id,
 )
 from workers.channels.feishu_markdown import card_bytes, to_card_markdown
 from workers.channels.http import Reply, Transport
 from workers.channels.telegram_markdown import open_fence
 
-#: card text limit in bytes of card JSON (the card's 30 KB, less the card's own JSON)
-MAX_BYTES = 30_000
 #: the one text element of every card
 ELEMENT_ID = "reply"
-#: chat ids: chat (oc_), user open id (ou_), user union id (on_)
-CHAT_ID = re.compile(r"^(oc|ou|on)_[A-Za-z0-9_-]{1,64}$")
 RECEIVE_ID_TYPE = {"oc": "chat_id", "ou": "open_id", "on": "union_id"}
 #: seconds before a tenant token's expiry at which it is fetched again (capped at half its life)
 REFRESH_MARGIN = 600.0
@@ -75,43 +69,6 @@ SEQUENCE = frozenset({300317})
 
 class StreamingClosed(Rejected):
     """The card's streaming mode is off: content updates are refused until it is on again."""
-
-
-class FeishuSpec(SpecBase):
-    """Feishu as the producer sees it: ``oc_`` chat ids, ``ou_``/``on_`` user ids."""
-
-    name = "feishu"
-    default_base = "https://open.feishu.cn/open-apis"
-
-    def normalize_chat_id(self, chat_id: object) -> str:
-        return pattern_chat_id(
-            self.name, chat_id, CHAT_ID, "an oc_ chat id, or an ou_/on_ user id"
-        )
-
-    def build(self, account: str) -> FeishuClient:
-        def setting(key: str, default: str | None = None) -> str:
-            return self.setting(account, key, default)
-
-        base = setting("API_BASE", self.default_base).rstrip("/")
-        if not base.startswith(("http://", "https://")):
-            raise ConfigError(f"{self.name} account {account!r}: API_BASE must be an http(s) URL")
-        try:
-            limits = Limits(int(setting("MAX_BYTES", str(MAX_BYTES))),
-                            float(setting("CHAT_RATE", "5")), float(setting("APP_RATE", "40")))
-        except ValueError:
-            raise ConfigError(
-                f"{self.name} account {account!r}: MAX_BYTES and *_RATE must be numbers"
-            ) from None
-        transport = Transport(self.settings.http_timeout)
-        token = tenant_token(base, setting("APP_ID"), setting("APP_SECRET"), transport)
-        return FeishuClient(self.name, account, base, token, transport, limits)
-
-
-class LarkSpec(FeishuSpec):
-    """Lark: the same client on the Lark base URL (``TOKENRELAY_LARK_*`` settings)."""
-
-    name = "lark"
-    default_base = "https://open.larksuite.com/open-apis"
 
 
 @dataclass(frozen=True)
@@ -387,3 +344,25 @@ def read_error(route: str, reply: Reply) -> ChannelError:
     if code in SEQUENCE:
         return TransientFailure(where, **data)
     return PermanentFailure(where, **data)
+
+
+def build(spec: FeishuSpec, account: str) -> FeishuClient:
+    """A client for ``account``, from its settings (``spec.setting``)."""
+    def setting(key: str, default: str | None = None) -> str:
+        return spec.setting(account, key, default)
+
+    base = setting("API_BASE", spec.default_base).rstrip("/")
+    if not base.startswith(("http://", "https://")):
+        raise ConfigError(f"{spec.name} account {account!r}: API_BASE must be an http(s) URL")
+    try:
+        limits = Limits(int(setting("MAX_BYTES", str(MAX_BYTES))),
+                        float(setting("CHAT_RATE", "5")), float(setting("APP_RATE", "40")))
+    except ValueError:
+        raise ConfigError(
+            f"{spec.name} account {account!r}: MAX_BYTES and *_RATE must be numbers"
+        ) from None
+    transport = Transport(spec.settings.http_timeout)
+    token = tenant_token(base, setting("APP_ID"), setting("APP_SECRET"), transport)
+    return FeishuClient(spec.name, account, base, token, transport, limits)
+
+

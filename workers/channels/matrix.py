@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import uuid
 from typing import Any
 from urllib.parse import quote
 
 from tokenrelay.config import ConfigError
 from tokenrelay.redact import redact, register_secret
+from tokenrelay.specs.matrix import MAX_CHARS, MatrixSpec
 from workers.channels.base import (
     NO_CALL,
     Budget,
@@ -35,50 +35,15 @@ from workers.channels.base import (
     RateLimited,
     Rejected,
     RenderedMarkdown,
-    SpecBase,
     TooLong,
-    pattern_chat_id,
 )
 from workers.channels.http import Reply, Transport
 from workers.channels.telegram_markdown import to_telegram_html, visible_text
 from workers.split import char_units
 
-#: default longest message, in characters (an edit carries the text twice in one event, and
-#: Synapse refuses events over 64 KiB of JSON)
-MAX_CHARS = 32_000
-#: a room id: ``!opaque:server.name``
-ROOM_ID = re.compile(r"^![^:\s/]+:[^\s/]+$")
 HTML = "org.matrix.custom.html"
 #: sends of one segment in one call whose event turns out redacted before giving up
 MAX_RESENDS = 5
-
-
-class MatrixSpec(SpecBase):
-    """Matrix as the producer sees it: room ids such as ``!abc:example.org``."""
-
-    name = "matrix"
-
-    def normalize_chat_id(self, chat_id: object) -> str:
-        return pattern_chat_id(self.name, chat_id, ROOM_ID, "a room id like !abc:server")
-
-    def build(self, account: str) -> MatrixClient:
-        def setting(key: str, default: str | None = None) -> str:
-            return self.setting(account, key, default)
-
-        homeserver = setting("HOMESERVER").rstrip("/")
-        if not homeserver.startswith(("http://", "https://")):
-            raise ConfigError(f"matrix account {account!r}: HOMESERVER must be an http(s) URL")
-        try:
-            limits = (int(setting("MAX_CHARS", str(MAX_CHARS))),
-                      float(setting("ROOM_RATE", "1.0")), float(setting("ACCOUNT_RATE", "10")))
-        except ValueError:
-            raise ConfigError(
-                f"matrix account {account!r}: MAX_CHARS and *_RATE must be numbers"
-            ) from None
-        return MatrixClient(
-            homeserver, setting("ACCESS_TOKEN"), account, Transport(self.settings.http_timeout),
-            *limits,
-        )
 
 
 class MatrixClient(RenderedMarkdown):
@@ -245,3 +210,26 @@ def read_error(route: str, reply: Reply) -> ChannelError:
     if route == "event" and errcode == "M_NOT_FOUND":
         return MessageGone(where, **data)
     return PermanentFailure(where, **data)
+
+
+def build(spec: MatrixSpec, account: str) -> MatrixClient:
+    """A client for ``account``, from its settings (``spec.setting``)."""
+    def setting(key: str, default: str | None = None) -> str:
+        return spec.setting(account, key, default)
+
+    homeserver = setting("HOMESERVER").rstrip("/")
+    if not homeserver.startswith(("http://", "https://")):
+        raise ConfigError(f"matrix account {account!r}: HOMESERVER must be an http(s) URL")
+    try:
+        limits = (int(setting("MAX_CHARS", str(MAX_CHARS))),
+                  float(setting("ROOM_RATE", "1.0")), float(setting("ACCOUNT_RATE", "10")))
+    except ValueError:
+        raise ConfigError(
+            f"matrix account {account!r}: MAX_CHARS and *_RATE must be numbers"
+        ) from None
+    return MatrixClient(
+        homeserver, setting("ACCESS_TOKEN"), account, Transport(spec.settings.http_timeout),
+        *limits,
+    )
+
+

@@ -20,6 +20,7 @@ from collections import OrderedDict
 from typing import Any
 
 from tokenrelay.redact import redact, register_secret
+from tokenrelay.specs.slack import MAX_CHARS, SlackSpec
 from workers.channels.base import (
     NO_CALL,
     Budget,
@@ -33,23 +34,17 @@ from workers.channels.base import (
     RateLimited,
     Rejected,
     RenderedMarkdown,
-    SpecBase,
     TooLong,
     TransientFailure,
-    pattern_chat_id,
 )
 from workers.channels.http import Reply, Transport
 from workers.channels.slack_markdown import ZWSP, mrkdwn_units, plain_mrkdwn, to_mrkdwn
 
 DEFAULT_API_BASE = "https://slack.com/api"
-#: characters of one message's text (chat.update truncates at 40,000; keep well below)
-MAX_CHARS = 4000
 #: chat.postMessage calls per second per channel
 POST_RATE = 1.0
 #: chat.update calls per minute per app per workspace (Tier 3)
 UPDATE_PER_MINUTE = 50.0
-#: a conversation id: channel (C), private group (G), DM (D) or a user (U/W, opens a DM)
-CHAT_ID = re.compile(r"^[CGDUW][A-Z0-9]{2,30}$")
 TOKEN = re.compile(r"^xox[abpe]-[A-Za-z0-9-]+$")
 #: errors that mean nothing can be delivered with this token to this conversation
 ACCOUNT_ERRORS = frozenset({
@@ -73,32 +68,6 @@ class StreamEnded(Rejected):
 def is_native_target(chat_id: str, call: Call) -> bool:
     """Slack streams into DMs and threads; channels need a recipient, which we don't know."""
     return call.native and (chat_id.startswith("D") or bool(call.thread))
-
-
-class SlackSpec(SpecBase):
-    """Slack as the producer sees it (no credentials)."""
-
-    name = "slack"
-
-    def normalize_chat_id(self, chat_id: object) -> str:
-        return pattern_chat_id(
-            self.name, chat_id, CHAT_ID, "a conversation id such as C0123ABCD "
-            "(C channel, G private channel, D direct message, U user)", upper=True,
-        )
-
-    def build(self, account: str) -> SlackClient:
-        def get(key: str, default: object) -> str:
-            return self.setting(account, key, default)
-
-        return SlackClient(
-            self.setting(account, "BOT_TOKEN"),
-            account,
-            Transport(self.settings.http_timeout),
-            api_base=get("API_BASE", DEFAULT_API_BASE),
-            max_chars=int(get("MAX_CHARS", str(MAX_CHARS))),
-            post_rate=float(get("POST_RATE", str(POST_RATE))),
-            update_per_minute=float(get("UPDATE_PER_MINUTE", str(UPDATE_PER_MINUTE))),
-        )
 
 
 class SlackClient(RenderedMarkdown):
@@ -278,3 +247,21 @@ def read_error(method: str, reply: Reply) -> ChannelError:
     if error in SERVER_ERRORS or reply.status >= 500:
         return TransientFailure(where, **data)
     return PermanentFailure(where, **data)
+
+
+def build(spec: SlackSpec, account: str) -> SlackClient:
+    """A client for ``account``, from its settings (``spec.setting``)."""
+    def get(key: str, default: object) -> str:
+        return spec.setting(account, key, default)
+
+    return SlackClient(
+        spec.setting(account, "BOT_TOKEN"),
+        account,
+        Transport(spec.settings.http_timeout),
+        api_base=get("API_BASE", DEFAULT_API_BASE),
+        max_chars=int(get("MAX_CHARS", str(MAX_CHARS))),
+        post_rate=float(get("POST_RATE", str(POST_RATE))),
+        update_per_minute=float(get("UPDATE_PER_MINUTE", str(UPDATE_PER_MINUTE))),
+    )
+
+

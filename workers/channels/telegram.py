@@ -15,6 +15,7 @@ from typing import Any
 from tokenrelay.accounts import credential
 from tokenrelay.config import Settings
 from tokenrelay.redact import redact, register_secret
+from tokenrelay.specs.telegram import MAX_UNITS, TelegramSpec, is_group
 from workers.channels.base import (
     NO_CALL,
     Budget,
@@ -29,18 +30,12 @@ from workers.channels.base import (
     RateLimited,
     Rejected,
     RenderedMarkdown,
-    SpecBase,
     TooLong,
-    pattern_chat_id,
 )
 from workers.channels.http import Reply, Transport
 from workers.channels.telegram_markdown import to_telegram_html, visible_text
 from workers.split import utf16_units
 
-#: Telegram's limit for one message's text, in UTF-16 code units after entity parsing
-MAX_UNITS = 4096
-#: a chat id: a (possibly negative) integer, or a public @channelusername
-CHAT_ID = re.compile(r"^(-?\d{1,20}|@[A-Za-z][A-Za-z0-9_]{3,31})$")
 #: a bot token as BotFather issues it
 TOKEN = re.compile(r"^\d+:[A-Za-z0-9_-]+$")
 
@@ -52,32 +47,6 @@ DRAFT = "draft:"
 CAPABILITIES = Capabilities(
     can_edit=True, max_units=MAX_UNITS, units=utf16_units, can_delete=True, idempotent_send=False
 )
-
-
-def is_group(chat_id: str) -> bool:
-    """Group and channel chats have negative ids (or are addressed by @username)."""
-    return chat_id.startswith(("-", "@"))
-
-
-class TelegramSpec(SpecBase):
-    """Telegram as the producer sees it (no credentials)."""
-
-    name = "telegram"
-
-    def normalize_chat_id(self, chat_id: object) -> str:
-        return pattern_chat_id(self.name, chat_id, CHAT_ID, "an integer or @channelname")
-
-    def interval_for(self, chat_id: str, default: float) -> float:
-        if is_group(chat_id):
-            return max(default, self.settings.telegram_group_interval)
-        return default
-
-    def build(self, account: str) -> TelegramClient:
-        return TelegramClient(
-            credential(self.name, account), account, self.settings, Transport(
-                self.settings.http_timeout
-            )
-        )
 
 
 class TelegramClient(RenderedMarkdown):
@@ -230,3 +199,14 @@ def read_error(method: str, reply: Reply) -> ChannelError:
     if "message is too long" in lowered:
         return TooLong(where)
     return Rejected(where)
+
+
+def build(spec: TelegramSpec, account: str) -> TelegramClient:
+    """A client for ``account``, from its settings (``spec.setting``)."""
+    return TelegramClient(
+        credential(spec.name, account), account, spec.settings, Transport(
+            spec.settings.http_timeout
+        )
+    )
+
+

@@ -14,6 +14,7 @@ from typing import Any
 from tokenrelay.accounts import credential
 from tokenrelay.config import ConfigError
 from tokenrelay.redact import redact, register_secret
+from tokenrelay.specs.webhook import MAX_CHARS, WebhookSpec
 from workers.channels.base import (
     NO_CALL,
     Budget,
@@ -24,38 +25,15 @@ from workers.channels.base import (
     PermanentFailure,
     RateLimited,
     Rejected,
-    SpecBase,
     WholeMessages,
-    printable_chat_id,
 )
 from workers.channels.http import Reply, Transport
 from workers.split import char_units
 
-#: longest message, in characters (most gateways accept more; a per-message cut keeps it safe)
-MAX_CHARS = 4000
 #: messages per second one webhook URL may take
 RATE = 1.0
 
 CAPABILITIES = Capabilities(can_edit=False, max_units=MAX_CHARS, units=char_units)
-
-
-class WebhookSpec(SpecBase):
-    """A webhook as the producer sees it: any non-empty room id of up to 200 characters."""
-
-    name = "webhook"
-
-    def normalize_chat_id(self, chat_id: object) -> str:
-        return printable_chat_id(self.name, chat_id)
-
-    def build(self, account: str) -> WebhookClient:
-        url = credential(self.name, account, kind="URL")
-        if not url.startswith(("http://", "https://")):
-            raise ConfigError(f"webhook account {account!r}: the URL must be http(s)")
-        try:
-            token: str | None = credential(self.name, account)
-        except ConfigError:
-            token = None
-        return WebhookClient(url, token, account, Transport(self.settings.http_timeout))
 
 
 class WebhookClient(WholeMessages):
@@ -101,3 +79,17 @@ def read_error(reply: Reply) -> ChannelError:
     if reply.status in (401, 403, 404, 410):
         return PermanentFailure(f"webhook: {detail}")
     return Rejected(f"webhook: {detail}")
+
+
+def build(spec: WebhookSpec, account: str) -> WebhookClient:
+    """A client for ``account``, from its settings (``spec.setting``)."""
+    url = credential(spec.name, account, kind="URL")
+    if not url.startswith(("http://", "https://")):
+        raise ConfigError(f"webhook account {account!r}: the URL must be http(s)")
+    try:
+        token: str | None = credential(spec.name, account)
+    except ConfigError:
+        token = None
+    return WebhookClient(url, token, account, Transport(spec.settings.http_timeout))
+
+
