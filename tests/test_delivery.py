@@ -7,7 +7,7 @@ import itertools
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from workers.delivery import (
+from workers.planner.delivery import (
     Limits,
     Segment,
     Window,
@@ -19,7 +19,7 @@ from workers.delivery import (
     seal,
     unsent,
 )
-from workers.split import char_units, utf16_units
+from workers.planner.split import char_units, utf16_units
 
 
 class Chat:

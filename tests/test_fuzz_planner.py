@@ -1,4 +1,4 @@
-"""Property test of the pure planner (workers.delivery.plan + apply) over nasty unicode.
+"""Property test of the pure planner (workers.planner.delivery.plan + apply) over nasty unicode.
 
 The text grows in random steps, as a stream does; after each step every planned op is applied
 to an ideal chat. Judged at the end: the messages carry exactly the text (each message is its
@@ -15,8 +15,8 @@ import itertools
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from workers.delivery import Limits, Segment, Window, apply, plan, read_from, unsent
-from workers.split import utf16_units
+from workers.planner.delivery import Limits, Segment, Window, apply, plan, read_from, unsent
+from workers.planner.split import utf16_units
 
 #: Telegram's limit (workers/channels/telegram.py MAX_UNITS)
 LIMIT = 4096

@@ -37,7 +37,7 @@ from hypothesis.stateful import (
 from producers import StopResult, StopTimeout, StreamClosed, StreamProducer, StreamTooLong
 from tests.test_fuzz_planner import FILLERS, LIMIT, LONE, NASTY, any_text, shows, valid
 from tokenrelay.store import Keys
-from workers.split import utf16_units
+from workers.planner.split import utf16_units
 
 pytestmark = pytest.mark.integration
 

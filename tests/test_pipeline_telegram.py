@@ -9,7 +9,7 @@ import time
 import pytest
 
 from tests.helpers import SAMPLE, emit_paced, squash, tokens
-from workers.split import utf16_units
+from workers.planner.split import utf16_units
 
 pytestmark = pytest.mark.integration
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from workers.split import char_units, find_cut, fit_end, utf16_units
+from workers.planner.split import char_units, find_cut, fit_end, utf16_units
 
 texts = st.text(alphabet=st.sampled_from("ab \n😀é"), max_size=300)
 

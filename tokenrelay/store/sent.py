@@ -1,7 +1,8 @@
 """The sent state of a stream: which chat messages exist, what each shows, and counters.
 
-Stored as one JSON document per stream (see ``tokenrelay.store.keys``); this module only converts
-it. A *segment* is one chat message's slice of the stream's text (see ``workers.delivery``).
+Stored as one JSON document per stream (see ``tokenrelay.store.keys``); this module only
+converts it. A *segment* is one chat message's slice of the stream's text (the planner,
+``workers.planner.delivery``, decides them).
 """
 
 from __future__ import annotations

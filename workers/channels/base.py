@@ -24,7 +24,7 @@ from workers.channels.errors import (
     TransientFailure,
 )
 from workers.channels.telegram_markdown import open_fence
-from workers.split import UnitCounter, utf16_units
+from workers.planner.split import UnitCounter, utf16_units
 
 __all__ = [
     "NO_CALL",

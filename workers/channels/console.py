@@ -20,7 +20,7 @@ from workers.channels.base import (
     Format,
     WholeMessages,
 )
-from workers.split import char_units
+from workers.planner.split import char_units
 
 #: longest message, in characters (a log record stays readable)
 MAX_CHARS = 4000

@@ -39,7 +39,7 @@ from workers.channels.base import (
 )
 from workers.channels.http import Reply, Transport
 from workers.channels.telegram_markdown import to_telegram_html, visible_text
-from workers.split import char_units
+from workers.planner.split import char_units
 
 HTML = "org.matrix.custom.html"
 #: sends of one segment in one call whose event turns out redacted before giving up

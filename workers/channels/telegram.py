@@ -34,7 +34,7 @@ from workers.channels.base import (
 )
 from workers.channels.http import Reply, Transport
 from workers.channels.telegram_markdown import to_telegram_html, visible_text
-from workers.split import utf16_units
+from workers.planner.split import utf16_units
 
 #: a bot token as BotFather issues it
 TOKEN = re.compile(r"^\d+:[A-Za-z0-9_-]+$")

@@ -28,7 +28,7 @@ from workers.channels.base import (
     WholeMessages,
 )
 from workers.channels.http import Reply, Transport
-from workers.split import char_units
+from workers.planner.split import char_units
 
 #: messages per second one webhook URL may take
 RATE = 1.0

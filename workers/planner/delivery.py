@@ -17,7 +17,7 @@ from typing import Literal
 
 from tokenrelay.store.sent import Segment
 from tokenrelay.store.snapshot import Window
-from workers.split import UnitCounter, find_cut, utf16_units
+from workers.planner.split import UnitCounter, find_cut, utf16_units
 
 
 @dataclass(frozen=True)
