@@ -16,7 +16,7 @@ from redis.exceptions import RedisError
 from producers.aio import AsyncStream
 from producers.errors import BackendUnavailable
 from producers.pusher import Pusher
-from producers.stream import Stream
+from producers.stream import StopHandle, Stream
 from producers.waiter import ResultWaiter
 from tokenrelay.config import Settings, redact_url
 from tokenrelay.ids import validate_stream_id
@@ -53,8 +53,8 @@ class StreamProducer:
             schedules=Schedules(self.settings.queue, self.settings.shards),
         )
         self.app = app or _sender_app(self.settings)
-        self._pusher = Pusher(self)
-        self._waiter = ResultWaiter(self)
+        self._pusher = Pusher(self.store, self.settings)
+        self._waiter = ResultWaiter(self.store)
 
     def start(
         self,
@@ -118,9 +118,17 @@ class StreamProducer:
             )
         except RedisError as exc:
             raise BackendUnavailable(f"Redis unreachable: {exc}") from None
-        stream = Stream(self, sid, channel, chat)
-        self._pusher.add(stream)
+        stream = Stream(
+            sid, channel, chat, store=self.store, pusher=self._pusher, waiter=self._waiter,
+            close=self._stop, max_chars=self.settings.max_stream_chars,
+        )
+        self._pusher.add(stream.buffer)
         return stream
+
+    def handle(self, stream_id: str) -> StopHandle:
+        """A StopHandle for a stream stopped elsewhere (another process, or the watchdog):
+        ``handle(id).result(timeout)`` waits for its StopResult like ``stop()`` does."""
+        return StopHandle(validate_stream_id(stream_id), self.store, self._waiter)
 
     @contextmanager
     def stream(self, channel: str, chat_id: str | int, **options: Any) -> Iterator[Stream]:

@@ -14,15 +14,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import TYPE_CHECKING
 
 from redis.exceptions import RedisError
 
+from producers.buffer import TokenBuffer
 from producers.errors import BackendUnavailable
-
-if TYPE_CHECKING:
-    from producers.producer import StreamProducer
-    from producers.stream import Stream
+from tokenrelay.config import Settings
+from tokenrelay.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -35,34 +33,38 @@ BATCH_GAP = 0.005
 
 
 class Pusher:
-    """One thread per producer; streams register themselves when they have new tokens."""
+    """One thread per producer; streams' buffers register themselves when they have new
+    tokens."""
 
-    def __init__(self, producer: StreamProducer) -> None:
-        self.producer = producer
-        self.sweep_every = min(SWEEP_INTERVAL, producer.settings.idle_timeout / 4)
+    def __init__(self, store: Store, settings: Settings) -> None:
+        self.store = store
+        self.settings = settings
+        self.sweep_every = min(SWEEP_INTERVAL, settings.idle_timeout / 4)
         self.lock = threading.Lock()  # serializes pushes, so chunks keep their order
-        self._dirty: dict[str, Stream] = {}
-        self._open: dict[str, Stream] = {}
+        self._dirty: dict[str, TokenBuffer] = {}
+        self._open: dict[str, TokenBuffer] = {}
         self._wake = threading.Event()
         self._urgent = threading.Event()
         self._stopping = False
         self._thread = threading.Thread(target=self._run, name="tokenrelay-pusher", daemon=True)
         self._thread.start()
 
-    def add(self, stream: Stream) -> None:
+    def add(self, stream: TokenBuffer) -> None:
+        """Heartbeat this open stream until it is discarded."""
         self._open[stream.id] = stream
 
-    def discard(self, stream: Stream) -> None:
-        self._open.pop(stream.id, None)
+    def discard(self, stream_id: str) -> None:
+        """No more heartbeats for this stream (stopped, or its agent is gone)."""
+        self._open.pop(stream_id, None)
 
-    def wake(self, stream: Stream) -> None:
+    def wake(self, stream: TokenBuffer) -> None:
         """Called by emit() when a stream gets its first token since the last batch."""
         self._dirty[stream.id] = stream
-        if not stream._pushed:
+        if not stream.pushed:
             self._urgent.set()
         self._wake.set()
 
-    def _take_dirty(self) -> list[Stream]:
+    def _take_dirty(self) -> list[TokenBuffer]:
         """Pop every registered stream; popitem is atomic, so a concurrent wake() is never lost
         (it lands before a pop, or after the loop and then sets the event again)."""
         streams = []
@@ -86,37 +88,36 @@ class Pusher:
                 log.warning("tokenrelay pusher: tokens of %d streams not pushed: %s",
                             len(leftover), exc)
 
-    def push(self, streams: list[Stream], arm_only: bool = False) -> None:
+    def push(self, streams: list[TokenBuffer], arm_only: bool = False) -> None:
         """Push the buffered tokens of ``streams`` now (in the caller's thread); ``arm_only``
         also sends a heartbeat for streams with nothing buffered."""
         with self.lock:
             batch = []
             owners = []
             for stream in streams:
-                for chunk, mark, seq in stream._drain():
+                for chunk, mark, seq in stream.drain():
                     batch.append((stream.id, chunk, mark, seq))
                     owners.append(stream)
-                    stream._pushed = stream._pushed or bool(chunk)
-                if arm_only and not stream._pending:
-                    batch.append((stream.id, b"", False, stream._seq))  # applied already: a beat
+                    stream.pushed = stream.pushed or bool(chunk)
+                if arm_only and not stream.pending:
+                    batch.append((stream.id, b"", False, stream.seq))  # applied already: a beat
                     owners.append(stream)
             if not batch:
                 return
-            settings = self.producer.settings
             try:
-                answers = self.producer.store.push_many(batch, settings.max_stream_chars * 4)
+                answers = self.store.push_many(batch, self.settings.max_stream_chars * 4)
                 armed = [(s.id, due) for s, (answer, due) in zip(owners, answers, strict=True)
                          if answer == "armed"]
-                self.producer.store.schedule(armed, sooner_only=False)
+                self.store.schedule(armed, sooner_only=False)
             except RedisError as exc:
                 # the drained chunks stay in each stream's _pending and go out with the next
                 # try; their numbers make sure Redis applies each of them once
                 raise BackendUnavailable(f"Redis unreachable: {exc}") from None
             for stream in streams:
-                stream._pending.clear()
+                stream.pending.clear()
             for stream, (answer, _) in zip(owners, answers, strict=True):
                 if answer in ("closed", "unknown", "too_long"):
-                    stream._rejected(answer)
+                    stream.rejected(answer)
 
     def _run(self) -> None:
         last_sweep = time.monotonic()

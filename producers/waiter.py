@@ -16,14 +16,11 @@ import logging
 import threading
 import uuid
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from redis.exceptions import RedisError
 
 from tokenrelay.store import Store
-
-if TYPE_CHECKING:
-    from producers.producer import StreamProducer
 
 log = logging.getLogger(__name__)
 
@@ -62,9 +59,8 @@ class _Entry:
 class ResultWaiter:
     """Waits for the results of any number of streams with one thread and two connections."""
 
-    def __init__(self, producer: StreamProducer) -> None:
-        self.producer = producer
-        self.store: Store = producer.store
+    def __init__(self, store: Store) -> None:
+        self.store = store
         self.channel = f"tr:done:{uuid.uuid4().hex}"
         self._entries: dict[str, _Entry] = {}
         self._lock = threading.Lock()

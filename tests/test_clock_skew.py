@@ -18,7 +18,6 @@ from pathlib import Path
 import pytest
 
 from producers import StreamProducer
-from producers.stream import StopHandle
 from sandbox.telegram import TelegramEmulator
 from tests.conftest import TEST_TOKEN
 from tests.helpers import LoggedWorker, assert_exactly_once, emit_paced, worker_clock_offset
@@ -98,7 +97,7 @@ def test_a_worker_minutes_off_keeps_every_promise(settings_env, offset, seconds)
             results = {c: s.stop(timeout=30) for c, s in streams.items()}
             reasons = {c: producer.store.meta(s.id).get("close_reason") for c, s in
                        streams.items()}
-            abandoned = StopHandle(producer, gone.id).result(timeout=IDLE + 10)
+            abandoned = producer.handle(gone.id).result(timeout=IDLE + 10)
             gone_meta = producer.store.meta(gone.id)
         finally:
             producer.close()

@@ -186,7 +186,7 @@ def test_async_stream(producer, telegram, chat_id) -> None:
 def test_watchdog_finalizes_a_stream_whose_agent_went_silent(settings, worker, telegram) -> None:
     from dataclasses import replace
 
-    from producers import StopHandle, StreamProducer
+    from producers import StreamProducer
 
     quiet = StreamProducer(replace(settings, idle_timeout=1.0))
     try:
@@ -194,8 +194,8 @@ def test_watchdog_finalizes_a_stream_whose_agent_went_silent(settings, worker, t
         stream = quiet.start(channel="telegram", chat_id=chat)
         stream.emit("the agent crashed after this")
         stream.flush()
-        quiet._pusher.discard(stream)  # the agent is gone: no heartbeat any more
-        result = StopHandle(quiet, stream.id).result(timeout=10)
+        quiet._pusher.discard(stream.id)  # the agent is gone: no heartbeat any more
+        result = quiet.handle(stream.id).result(timeout=10)
         assert result.all_sent and result.how == "streamed"
         assert quiet.store.meta(stream.id)["close_reason"] == "abandoned"
         assert telegram.texts(chat) == ["the agent crashed after this"]
@@ -230,15 +230,15 @@ def test_a_live_agent_in_a_long_tool_call_is_not_finalized(settings, worker, tel
 def test_emit_after_the_watchdog_finalized_says_so(settings, worker, telegram) -> None:
     from dataclasses import replace
 
-    from producers import StopHandle, StreamClosed, StreamProducer
+    from producers import StreamClosed, StreamProducer
 
     quiet = StreamProducer(replace(settings, idle_timeout=1.0))
     try:
         stream = quiet.start(channel="telegram", chat_id="77003")
         stream.emit("first words")
         stream.flush()
-        quiet._pusher.discard(stream)  # silent (a hung agent)
-        StopHandle(quiet, stream.id).result(timeout=10)
+        quiet._pusher.discard(stream.id)  # silent (a hung agent)
+        quiet.handle(stream.id).result(timeout=10)
         with pytest.raises(StreamClosed, match="finalized by the workers"):
             stream.emit("too late")
             stream.flush()
@@ -294,9 +294,8 @@ def test_rerunning_any_step_changes_nothing_visible(producer, telegram, chat_id)
 
 
 def stop_result_of(producer, stream_id):
-    from producers import StopHandle
 
-    return StopHandle(producer, stream_id).result(timeout=5)
+    return producer.handle(stream_id).result(timeout=5)
 
 
 def test_a_code_block_split_across_messages_stays_code(producer, telegram, chat_id) -> None:
@@ -359,12 +358,11 @@ def test_stop_without_waiting_returns_a_handle(producer, telegram, chat_id) -> N
 
 
 def test_a_stop_whose_schedule_entry_was_lost_still_delivers(producer, telegram, chat_id) -> None:
-    from producers import StopHandle
 
     stream = producer.start(channel="telegram", chat_id=chat_id, interval=30)
     stream.emit("the stop task and schedule entry for this stream were lost")
     stream.flush()
     producer.store.close(stream.id)  # closed, but nothing scheduled its final pass
-    result = StopHandle(producer, stream.id).result(timeout=20)
+    result = producer.handle(stream.id).result(timeout=20)
     assert result.all_sent
     assert telegram.texts(chat_id) == ["the stop task and schedule entry for this stream were lost"]

@@ -168,7 +168,7 @@ def test_workers_consume_stop_tasks_again_after_a_10_s_broker_outage(
             assert sandbox.wait_for(lambda e: all(e.texts(c) for c in chats), timeout=10)
             tids = {}
             for c, s in streams.items():
-                producer._pusher.discard(s)
+                producer._pusher.discard(s.id)
                 producer.store.close(s.id)
                 tids[c] = f"after-outage-{c}-{uuid.uuid4().hex[:6]}"
                 producer.app.send_task(STOP, args=[s.id], queue=env["TOKENRELAY_QUEUE"],
