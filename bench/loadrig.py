@@ -13,17 +13,13 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
-import multiprocessing as mp
 import os
-import re
 import shutil
 import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-import urllib.request
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -34,27 +30,21 @@ from typing import Any
 import psutil
 import redis
 
-from bench.harness import ROOT, TOKEN
+from bench.harness import TOKEN
 from bench.judge import pct, squash
-from tokenrelay.processes import stop_process
-from tokenrelay.redis_server import RedisServer, free_port
+from bench.loadprocs import (
+    CTX,
+    RESULT_TIMEOUT,
+    SandboxProcess,
+    WorkerProc,
+    WorkerSpec,
+    producer_main,
+)
+from bench.redisstats import OpsSampler, commandstats, key_bytes, monitor_window, redis_info, ttls
+from tokenrelay.redis_server import RedisServer
 
 #: RabbitMQ on this machine (guest/guest); the horizontal section skips it when unreachable
 AMQP_URL = "amqp://guest:guest@127.0.0.1:5672//"
-#: tokens per chunk and seconds between chunks: 3 four-char tokens every 50 ms = 60 tokens/s
-CHUNK, TICK = 3, 0.05
-#: seconds a producer waits for all its StopResults
-RESULT_TIMEOUT = 120.0
-_CTX = mp.get_context("spawn")
-
-
-# -- specs and results ---------------------------------------------------------------------------
-@dataclass(frozen=True)
-class WorkerSpec:
-    """One worker process: its Celery node name and its flush-engine threads."""
-
-    name: str = "w1@%h"
-    threads: int = 64
 
 
 @dataclass
@@ -142,263 +132,6 @@ class RunResult:
         return 1000 * self.worker_cpu_write / self.calls_write if self.calls_write else None
 
 
-# -- the emulator in its own process -------------------------------------------------------------
-def _sandbox_main(conn: Any, knobs: dict[str, Any]) -> None:
-    from sandbox.telegram import TelegramEmulator
-
-    emu = TelegramEmulator(token=TOKEN, **knobs).start()
-    conn.send(emu.base_url)
-    while True:
-        cmd, arg = conn.recv()
-        if cmd == "collect":
-            chats = {}
-            for chat in arg:
-                msgs = emu.messages(chat)
-                chats[chat] = [
-                    (m.created_at, m.text, [t for t, _ in m.history],
-                     next(t for t, seen in m.history if seen == m.text))
-                    for m in msgs
-                ]
-            calls = [(c.t, c.status, c.method) for c in emu.calls]
-            conn.send((chats, calls))
-        elif cmd == "stop":
-            emu.stop()
-            conn.send(None)
-            return
-
-
-class SandboxProcess:
-    """The Telegram emulator served by a spawned child process."""
-
-    def __init__(self, knobs: dict[str, Any]) -> None:
-        self._conn, child = _CTX.Pipe()
-        self.proc = _CTX.Process(target=_sandbox_main, args=(child, knobs), daemon=True)
-        self.proc.start()
-        self.base_url: str = self._conn.recv()
-
-    @property
-    def pid(self) -> int:
-        return int(self.proc.pid or 0)
-
-    def collect(self, chats: list[str]) -> tuple[dict[str, list[Any]], list[tuple]]:
-        self._conn.send(("collect", chats))
-        return self._conn.recv()
-
-    def stop(self) -> None:
-        with contextlib.suppress(Exception):
-            self._conn.send(("stop", None))
-            self._conn.recv()
-        self.proc.join(5)
-        if self.proc.is_alive():
-            self.proc.kill()
-
-
-# -- workers -------------------------------------------------------------------------------------
-class WorkerProc:
-    """``celery -A workers worker`` with no pool flags (celeryconfig's defaults), logging to a
-    file; its flush threads come from TOKENRELAY_FLUSH_THREADS and it serves /metrics."""
-
-    def __init__(self, spec: WorkerSpec, env: dict[str, str]) -> None:
-        self.spec = spec
-        self.metrics_port = free_port()
-        self.log = Path(tempfile.mkstemp(prefix="tokenrelay-load-worker-", suffix=".log")[1])
-        cmd = [
-            sys.executable, "-m", "celery", "-A", "workers", "worker", "-Q",
-            env["TOKENRELAY_QUEUE"], "-n", spec.name.replace("%u", uuid.uuid4().hex[:6]),
-            "--loglevel", "INFO", "--without-mingle", "--without-gossip",
-        ]
-        penv = {**os.environ, **env, "TOKENRELAY_FLUSH_THREADS": str(spec.threads),
-                "TOKENRELAY_METRICS_PORT": str(self.metrics_port)}
-        with self.log.open("w") as out:
-            self.proc = subprocess.Popen(cmd, cwd=ROOT, env=penv, stdout=out,
-                                         stderr=subprocess.STDOUT)
-        self.ps = psutil.Process(self.proc.pid)
-
-    def wait_ready(self, timeout: float = 60.0) -> None:
-        deadline = time.monotonic() + timeout
-        while " ready." not in self.log.read_text(errors="replace"):
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"worker did not start:\n{self.log.read_text()[-3000:]}")
-            time.sleep(0.1)
-
-    def cpu(self) -> float:
-        t = self.ps.cpu_times()
-        return t.user + t.system
-
-    def passes(self) -> Counter:
-        """Passes by kind (interim/final) from the worker's /metrics."""
-        return Counter({k.split(":", 1)[1]: v for k, v in self.metrics().items()
-                        if k.startswith("passes:")})
-
-    def metrics(self) -> Counter:
-        """The worker's tokenrelay_* counters, summed per name and its kind/outcome/priority
-        labels (``passes:interim``, ``ops:edit:ok``, ``lease_takeovers``, …)."""
-        out: Counter = Counter()
-        url = f"http://127.0.0.1:{self.metrics_port}/metrics"
-        with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=5) as resp:
-            for line in resp.read().decode().splitlines():
-                m = re.match(r"tokenrelay_(\w+)_total(?:\{(.*)\})? (\S+)$", line)
-                if not m:
-                    continue
-                labels = dict(re.findall(r'(\w+)="([^"]*)"', m[2] or ""))
-                parts = [labels[k] for k in ("kind", "priority", "outcome") if k in labels]
-                out[":".join([m[1], *parts])] += float(m[3])
-        return out
-
-    def problems(self) -> list[str]:
-        lines = self.log.read_text(errors="replace").splitlines()
-        return [ln for ln in lines if "ERROR" in ln or "Traceback" in ln][:10]
-
-    def stop(self) -> None:
-        stop_process(self.proc, timeout=20)
-        self.log.unlink(missing_ok=True)
-
-
-# -- producers -----------------------------------------------------------------------------------
-def _producer_main(
-    env: dict[str, str], jobs: list[tuple[str, str]], spec: dict[str, Any], start_at: float,
-    written: Any, go_stop: Any, out: Any,
-) -> None:
-    os.environ.update(env)
-    if spec["mode"] == "threads":
-        time.sleep(max(0.0, start_at - time.monotonic()))
-        rows, late = _drive_threads(env, jobs, spec)
-    else:
-        rows, late = _drive_loop(env, jobs, start_at, written if spec["hold"] else None,
-                                 go_stop)
-    t = os.times()
-    out.put({"rows": rows, "late": late, "cpu": t.user + t.system})
-
-
-def _drive_threads(
-    env: dict[str, str], jobs: list[tuple[str, str]], spec: dict[str, Any]
-) -> tuple[list[dict], float]:
-    from bench.agents import Job, drive
-    from bench.baseline_seed import SeedHandler
-    from bench.harness import OursSink
-    from tokenrelay.config import Settings
-
-    if spec["sink"] == "seed":
-        sink: Any = SeedHandler(env["TOKENRELAY_TELEGRAM_API_BASE"], TOKEN)
-    else:
-        sink = OursSink(Settings.from_env(env))
-    try:
-        replies = drive(sink, [Job(chat, text) for chat, text in jobs])
-    finally:
-        sink.close()
-    rows = [{"chat": r.job.chat_id, "t_start": r.t_start, "t_stop": r.t_stop, "id": None,
-             "all_sent": None if r.result is None else bool(getattr(r.result, "all_sent", True))}
-            for r in replies]
-    return rows, 0.0
-
-
-def _drive_loop(
-    env: dict[str, str], jobs: list[tuple[str, str]], start_at: float, written: Any | None,
-    go_stop: Any,
-) -> tuple[list[dict], float]:
-    from bench.agents import tokens
-    from producers import StreamProducer
-    from tokenrelay.config import Settings
-
-    producer = StreamProducer(Settings.from_env(env))
-    toks = [tokens(text) for _, text in jobs]
-    rows: list[dict] = []
-    streams = []
-    time.sleep(max(0.0, start_at - time.monotonic()))
-    for (chat, _), words in zip(jobs, toks, strict=True):
-        t_start = time.monotonic()
-        s = producer.start(channel="telegram", chat_id=chat)
-        for w in words[:CHUNK]:
-            s.emit(w)
-        streams.append(s)
-        rows.append({"chat": chat, "t_start": t_start, "id": s.id})
-    t0 = time.monotonic()
-    late = 0.0
-    longest = max(len(w) for w in toks)
-    for k in range(1, (longest + CHUNK - 1) // CHUNK):
-        late = max(late, time.monotonic() - (t0 + k * TICK))
-        time.sleep(max(0.0, t0 + k * TICK - time.monotonic()))
-        for s, words in zip(streams, toks, strict=True):
-            for w in words[CHUNK * k : CHUNK * k + CHUNK]:
-                s.emit(w)
-    if written is not None:  # hold: the parent weighs the steady state, then says stop
-        written.wait()
-        go_stop.wait()
-    handles = []
-    for s, row in zip(streams, rows, strict=True):
-        row["t_stop"] = time.monotonic()
-        handles.append(s.stop(wait=False))
-    deadline = time.monotonic() + RESULT_TIMEOUT
-    for h, row in zip(handles, rows, strict=True):
-        try:
-            row["all_sent"] = bool(h.result(timeout=max(0.1, deadline - time.monotonic())).all_sent)
-        except Exception as exc:  # counted as not sent; the ledger decides what was lost
-            row["all_sent"] = False
-            row["error"] = f"{type(exc).__name__}: {exc}"[:200]
-    producer.close()
-    return rows, late
-
-
-# -- Redis probes --------------------------------------------------------------------------------
-def redis_info(client: redis.Redis) -> dict[str, Any]:
-    return client.info("all")
-
-
-def commandstats(info: dict[str, Any]) -> Counter:
-    return Counter({k.removeprefix("cmdstat_"): v["calls"] for k, v in info.items()
-                    if k.startswith("cmdstat_") and isinstance(v, dict)})
-
-
-class OpsSampler:
-    """Samples instantaneous_ops_per_sec every 0.5 s; keeps the peak."""
-
-    def __init__(self, client: redis.Redis) -> None:
-        self.client = client
-        self.peak = 0.0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.wait(0.5):
-            with contextlib.suppress(redis.RedisError):
-                ops = float(self.client.info("stats")["instantaneous_ops_per_sec"])
-                self.peak = max(self.peak, ops)
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(2)
-
-
-def monitor_window(url: str, seconds: float, worker_pids: list[int]) -> dict[str, float]:
-    """Redis MONITOR for ``seconds``: commands sent by the workers' connections (round trips)
-    and the commands their Lua scripts ran (MONITOR lists a script's commands right after its
-    EVALSHA; scripts run atomically, so nothing comes in between)."""
-    ports = {c.laddr.port for pid in worker_pids
-             for c in psutil.Process(pid).net_connections(kind="tcp") if c.laddr}
-    client = redis.Redis.from_url(url)
-    top: Counter = Counter()
-    lua_in_worker = lua_other = 0
-    last_is_worker = False
-    end = time.monotonic() + seconds
-    with client.monitor() as mon:
-        for cmd in mon.listen():
-            if time.monotonic() > end:
-                break
-            if cmd.get("client_type") == "lua" or cmd.get("client_address") == "lua":
-                if last_is_worker:
-                    lua_in_worker += 1
-                else:
-                    lua_other += 1
-                continue
-            last_is_worker = int(cmd.get("client_port") or 0) in ports
-            if last_is_worker:
-                top[str(cmd.get("command", "")).split(" ", 1)[0].upper()] += 1
-    client.close()
-    return {"worker_round_trips": sum(top.values()), "worker_lua_cmds": lua_in_worker,
-            "producer_lua_cmds": lua_other, **{f"rt_{k}": v for k, v in top.items()}}
-
-
 # -- the run -------------------------------------------------------------------------------------
 def amqp_reachable() -> bool:
     with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", 5672), 1):
@@ -455,13 +188,13 @@ def run_load(spec: LoadSpec, say: Callable[[str], None] = print) -> RunResult:
             return parts
 
         n_prod = max(1, spec.producers)
-        written = _CTX.Barrier(n_prod + 1)
-        go_stop = _CTX.Event()
-        out = _CTX.Queue()
+        written = CTX.Barrier(n_prod + 1)
+        go_stop = CTX.Event()
+        out = CTX.Queue()
         start_at = time.monotonic() + 2.0 + 0.3 * n_prod
         pspec = {"mode": spec.mode, "sink": spec.sink, "hold": spec.hold}
         procs = [
-            _CTX.Process(target=_producer_main, daemon=True,
+            CTX.Process(target=producer_main, daemon=True,
                          args=(env, jobs[i::n_prod], pspec, start_at, written, go_stop, out))
             for i in range(n_prod)
         ]
@@ -499,7 +232,7 @@ def run_load(spec: LoadSpec, say: Callable[[str], None] = print) -> RunResult:
             written.wait(timeout=spec.seconds + 300)
             time.sleep(1.5)
             res.mem_per_stream = (float(redis_info(client)["used_memory"]) - mem0) / spec.streams
-            res.key_bytes = _key_bytes(client)
+            res.key_bytes = key_bytes(client)
             go_stop.set()
         outs = [out.get(timeout=RESULT_TIMEOUT + 600) for _ in procs]
         t_end = time.monotonic()
@@ -521,7 +254,7 @@ def run_load(spec: LoadSpec, say: Callable[[str], None] = print) -> RunResult:
         time.sleep(0.5)  # finals of streams whose stop() failed may still land
         chats, calls = sandbox.collect([r["chat"] for r in rows])
         if spec.ttls:
-            res.ttls = _ttls(client, [r["id"] for r in rows if r.get("id")][:50])
+            res.ttls = ttls(client, [r["id"] for r in rows if r.get("id")][:50])
             res.mem_after = (float(redis_info(client)["used_memory"]) - mem0) / spec.streams
         res.problems += [r["error"] for r in rows if r.get("error")][:5]
         _judge(res, dict(jobs), rows, chats, calls, t_first, t_end, (w_from, w_to))
@@ -537,30 +270,6 @@ def _py_spy(pid: int, seconds: float) -> subprocess.Popen | None:
     cmd = [exe, "record", "--pid", str(pid), "--duration", str(int(seconds)), "--rate", "250",
            "--gil", "--format", "raw", "--output", out]
     return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-
-def _key_bytes(client: redis.Redis, sample: int = 50) -> dict[str, float]:
-    """MEMORY USAGE per key kind, averaged over ``sample`` live streams."""
-    ids = []
-    for key in client.scan_iter(match="tr:{*}:text", count=1000):
-        ids.append(key.decode()[4:-6])
-        if len(ids) >= sample:
-            break
-    total: Counter = Counter()
-    for sid in ids:
-        for key in client.scan_iter(match=f"tr:{{{sid}}}:*", count=1000):
-            total[key.decode().rsplit(":", 1)[1]] += client.memory_usage(key, samples=0) or 0
-    return {k: v / len(ids) for k, v in total.items()} if ids else {}
-
-
-def _ttls(client: redis.Redis, ids: list[str]) -> dict[str, float]:
-    """TTL of each key kind (meta, text, result, …) over finished streams: the longest seen."""
-    seen: dict[str, float] = {}
-    for sid in ids:
-        for key in client.scan_iter(match=f"tr:{{{sid}}}:*", count=1000):
-            kind = key.decode().rsplit(":", 1)[1]
-            seen[kind] = max(seen.get(kind, -3.0), float(client.ttl(key)))
-    return seen
 
 
 def _judge(

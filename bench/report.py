@@ -66,3 +66,18 @@ class Table:
         if self.note:
             lines += ["", self.note]
         return "\n".join(lines) + "\n"
+
+
+def grid(title: str, head: list[str], rows: list[list[str]], note: str = "") -> str:
+    """A markdown table of strings, first column left-aligned."""
+    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
+
+    def line(cells: list[str]) -> str:
+        return "| " + " | ".join(
+            [cells[0].ljust(widths[0]), *(c.rjust(w) for c, w in zip(cells[1:], widths[1:],
+                                                                       strict=True))]
+        ) + " |"
+
+    rule = "|" + "|".join(["-" * (widths[0] + 2)] + ["-" * (w + 1) + ":" for w in widths[1:]])
+    out = [f"### {title}", "", line(head), rule + "|", *(line(r) for r in rows)]
+    return "\n".join(out + (["", note] if note else [])) + "\n"
