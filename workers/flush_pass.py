@@ -157,8 +157,8 @@ class FlushPass:
         if not self.final and ops and self.state.hold_ms > self.now_ms():
             self._hold(self.state.hold_ms - self.now_ms())
             return
-        budgets = client.budgets(self.chat)
         for op in ops:
+            budgets = client.budgets(self.chat, op.kind, op.message_id)
             # the stream's first message is what the user waits for: it goes with the finals
             first = op.kind == "send" and not any(s.message_id for s in self.state.segments)
             wait_ms, ticket = self.f.limiter.take(budgets, self.final or first, self.ticket_ms)

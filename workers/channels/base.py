@@ -7,7 +7,7 @@ maps its wire errors to them once, and the core handles each type once.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Literal, Protocol
 
 from tokenrelay.specs.base import Format
 from workers.channels.errors import (
@@ -97,6 +97,9 @@ class Call:
     thread: str | None = None
 
 
+#: what one planned call does to the chat
+OpKind = Literal["send", "edit", "delete"]
+
 #: the default of ``call=``: no idempotency key, no previous text
 NO_CALL = Call()
 
@@ -109,8 +112,12 @@ class ChannelClient(Protocol):
     name: str
     capabilities: Capabilities
 
-    def budgets(self, chat_id: str) -> list[Budget]:
-        """The rate budgets one send or edit in this chat draws from (all of one scope)."""
+    def budgets(
+        self, chat_id: str, kind: OpKind = "send", message_id: str | None = None
+    ) -> list[Budget]:
+        """The rate budgets one call of ``kind`` in this chat draws from (all of one scope).
+        ``message_id``: the message an edit or delete touches, so a platform can put the
+        methods it scopes apart (a native stream's appends, say) on budgets of their own."""
         ...
 
     def send(

@@ -18,6 +18,7 @@ from workers.channels.base import (
     Call,
     Capabilities,
     Format,
+    OpKind,
     WholeMessages,
 )
 from workers.planner.split import char_units
@@ -43,7 +44,9 @@ class ConsoleClient(WholeMessages):
     def __repr__(self) -> str:
         return f"ConsoleClient(account={self.account!r})"
 
-    def budgets(self, chat_id: str) -> list[Budget]:
+    def budgets(
+        self, chat_id: str, kind: OpKind = "send", message_id: str | None = None
+    ) -> list[Budget]:
         return [Budget(f"console:{self.account}", "log", 1000.0, 100)]
 
     def send(

@@ -29,6 +29,7 @@ from workers.channels.base import (
     ChannelError,
     Format,
     MessageGone,
+    OpKind,
     PermanentFailure,
     RateLimited,
     Rejected,
@@ -159,7 +160,9 @@ class DiscordClient(RenderedMarkdown):
     def __repr__(self) -> str:
         return f"DiscordClient(account={self.account!r}, api_base={self._base!r})"
 
-    def budgets(self, chat_id: str) -> list[Budget]:
+    def budgets(
+        self, chat_id: str, kind: OpKind = "send", message_id: str | None = None
+    ) -> list[Budget]:
         scope, rate, burst = self._channel
         return [Budget(scope, f"channel:{chat_id}", rate, burst), self._global]
 

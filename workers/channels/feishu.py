@@ -41,6 +41,7 @@ from workers.channels.base import (
     ChannelError,
     Format,
     MessageGone,
+    OpKind,
     PermanentFailure,
     RateLimited,
     Rejected,
@@ -196,7 +197,9 @@ class FeishuClient:
     def __repr__(self) -> str:
         return f"FeishuClient(name={self.name!r}, account={self.account!r}, base={self._base!r})"
 
-    def budgets(self, chat_id: str) -> list[Budget]:
+    def budgets(
+        self, chat_id: str, kind: OpKind = "send", message_id: str | None = None
+    ) -> list[Budget]:
         # the ≤ 10 operations/s per card fit in the chat's budget: budgets are per chat
         scope = f"{self.name}:{self.account}"
         return [

@@ -31,6 +31,7 @@ from workers.channels.base import (
     ChannelError,
     Format,
     MessageGone,
+    OpKind,
     PermanentFailure,
     RateLimited,
     Rejected,
@@ -76,7 +77,9 @@ class MatrixClient(RenderedMarkdown):
     def __repr__(self) -> str:
         return f"MatrixClient(account={self.account!r}, api_base={self._base!r})"
 
-    def budgets(self, chat_id: str) -> list[Budget]:
+    def budgets(
+        self, chat_id: str, kind: OpKind = "send", message_id: str | None = None
+    ) -> list[Budget]:
         scope = f"matrix:{self.account}"
         return [
             Budget(scope, f"room:{chat_id}", self._room_rate, 3),

@@ -30,6 +30,7 @@ from workers.channels.base import (
     Format,
     MessageGone,
     NotModified,
+    OpKind,
     PermanentFailure,
     RateLimited,
     Rejected,
@@ -106,7 +107,9 @@ class SlackClient(RenderedMarkdown):
     def __repr__(self) -> str:
         return f"SlackClient(account={self.account!r}, api_base={self._base!r})"
 
-    def budgets(self, chat_id: str) -> list[Budget]:
+    def budgets(
+        self, chat_id: str, kind: OpKind = "send", message_id: str | None = None
+    ) -> list[Budget]:
         # one account is one app in one workspace: the scope Slack's Tier 3 counts in
         scope = f"slack:{self.account}"
         return [

@@ -25,6 +25,7 @@ from workers.channels.base import (
     Format,
     MessageGone,
     NotModified,
+    OpKind,
     ParseError,
     PermanentFailure,
     RateLimited,
@@ -71,7 +72,9 @@ class TelegramClient(RenderedMarkdown):
     def __repr__(self) -> str:
         return f"TelegramClient(account={self.account!r}, api_base={self._base!r})"
 
-    def budgets(self, chat_id: str) -> list[Budget]:
+    def budgets(
+        self, chat_id: str, kind: OpKind = "send", message_id: str | None = None
+    ) -> list[Budget]:
         scope = f"telegram:{self.account}"
         s = self.settings
         chat = (

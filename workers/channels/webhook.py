@@ -22,6 +22,7 @@ from workers.channels.base import (
     Capabilities,
     ChannelError,
     Format,
+    OpKind,
     PermanentFailure,
     RateLimited,
     Rejected,
@@ -54,7 +55,9 @@ class WebhookClient(WholeMessages):
     def __repr__(self) -> str:
         return f"WebhookClient(account={self.account!r})"
 
-    def budgets(self, chat_id: str) -> list[Budget]:
+    def budgets(
+        self, chat_id: str, kind: OpKind = "send", message_id: str | None = None
+    ) -> list[Budget]:
         return [Budget(f"webhook:{self.account}", "url", RATE, 3)]
 
     def send(
