@@ -6,22 +6,8 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
-from bench.harness import ROOT
-from bench.loadrig import (
-    RunResult,
-)
+from bench.loadrig import RunResult
 from bench.report import grid
-
-RESULTS = ROOT / "bench" / "results"
-SECTIONS = ("fairness", "layout", "curve", "cpu", "horizontal", "redis")
-#: the emulator with the bot limit lifted, 100 ms per call, 2/s per chat (tokenrelay keeps 1/s)
-LIFTED = {"latency": 0.1, "global_rate": 1e6, "global_burst": 1_000_000, "private_rate": 2.0}
-LIFTED_ENV = {"TOKENRELAY_TELEGRAM_GLOBAL_RATE": "100000"}
-#: the layout ``curve`` and ``horizontal`` use when ``layout`` did not run in the same call
-#: (processes, flush threads per process): the pick of the full run recorded in BENCHMARKS.md
-DEFAULT_LAYOUT = (2, 64)
-
-
 
 #: frames every stack of a flush thread passes through: not a cost of their own
 _WRAPPERS = ("threading.py", "concurrent/futures", "FlushEngine._guarded", "FlushEngine._run",

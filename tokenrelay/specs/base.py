@@ -49,8 +49,7 @@ def printable_chat_id(channel: str, chat_id: object) -> str:
 
 class ChannelSpec:
     """One channel (platform): the facts a producer needs, and the account settings a
-    worker's client is built from. Subclasses set the class attributes and
-    ``normalize_chat_id``."""
+    worker's client is built from. A platform's spec is its class attributes."""
 
     #: the name producers pass as ``channel=``
     name: ClassVar[str] = ""
@@ -63,13 +62,22 @@ class ChannelSpec:
     unit: ClassVar[str] = "characters"
     #: what ``native=True`` streams through on this channel ("" when it has nothing native)
     native: ClassVar[str] = ""
+    #: what a chat id looks like (matched in full; None: any printable name of 1-200
+    #: characters), how to say what is expected, and whether ids are upper-cased first
+    chat_id_pattern: ClassVar[re.Pattern[str] | None] = None
+    chat_id_expected: ClassVar[str] = ""
+    chat_id_upper: ClassVar[bool] = False
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
 
     def normalize_chat_id(self, chat_id: object) -> str:
         """The chat id as a string, or ValueError with a clear message."""
-        raise NotImplementedError
+        if self.chat_id_pattern is None:
+            return printable_chat_id(self.name, chat_id)
+        return pattern_chat_id(
+            self.name, chat_id, self.chat_id_pattern, self.chat_id_expected, self.chat_id_upper
+        )
 
     def interval_for(self, chat_id: str, default: float) -> float:
         """Seconds between edits of one stream in this chat (platforms may slow some chats)."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from tokenrelay.specs.base import ChannelSpec, pattern_chat_id
+from tokenrelay.specs.base import ChannelSpec
 
 #: characters of one message's content
 MAX_CHARS = 2000
@@ -16,9 +16,6 @@ class DiscordSpec(ChannelSpec):
     """Discord (REST API): POST + PATCH channel messages, idempotent sends by nonce."""
 
     name = "discord"
+    chat_id_pattern = SNOWFLAKE
+    chat_id_expected = "a channel id (snowflake, 15-21 digits)"
     max_units = MAX_CHARS
-
-    def normalize_chat_id(self, chat_id: object) -> str:
-        return pattern_chat_id(
-            self.name, chat_id, SNOWFLAKE, "a channel id (snowflake, 15-21 digits)"
-        )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from tokenrelay.specs.base import ChannelSpec, pattern_chat_id
+from tokenrelay.specs.base import ChannelSpec
 
 #: card text limit in bytes of card JSON (the card's 30 KB, less the card's own JSON)
 MAX_BYTES = 30_000
@@ -16,15 +16,13 @@ class FeishuSpec(ChannelSpec):
     """Feishu (open platform): a CardKit streaming card per reply."""
 
     name = "feishu"
+    chat_id_pattern = CHAT_ID
+    chat_id_expected = "an oc_ chat id, or an ou_/on_ user id"
     max_units = MAX_BYTES
     unit = "bytes of card JSON"
     native = "CardKit streaming cards (always)"
     default_base = "https://open.feishu.cn/open-apis"
 
-    def normalize_chat_id(self, chat_id: object) -> str:
-        return pattern_chat_id(
-            self.name, chat_id, CHAT_ID, "an oc_ chat id, or an ou_/on_ user id"
-        )
 
 
 class LarkSpec(FeishuSpec):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from tokenrelay.specs.base import ChannelSpec, pattern_chat_id
+from tokenrelay.specs.base import ChannelSpec
 
 #: default longest message, in characters (an edit carries the text twice in one event, and
 #: Synapse refuses events over 64 KiB of JSON)
@@ -17,7 +17,6 @@ class MatrixSpec(ChannelSpec):
     """Matrix (client-server API): m.room.message events edited with m.replace."""
 
     name = "matrix"
+    chat_id_pattern = ROOM_ID
+    chat_id_expected = "a room id like !abc:server"
     max_units = MAX_CHARS
-
-    def normalize_chat_id(self, chat_id: object) -> str:
-        return pattern_chat_id(self.name, chat_id, ROOM_ID, "a room id like !abc:server")

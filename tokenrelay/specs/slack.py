@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from tokenrelay.specs.base import ChannelSpec, pattern_chat_id
+from tokenrelay.specs.base import ChannelSpec
 
 #: characters of one chat.update text after mrkdwn escaping (Slack answers msg_too_long above)
 MAX_CHARS = 4000
@@ -16,12 +16,12 @@ class SlackSpec(ChannelSpec):
     """Slack (Web API): chat.postMessage + chat.update; chat.startStream natively."""
 
     name = "slack"
+    chat_id_pattern = CHAT_ID
+    chat_id_expected = (
+        "a conversation id such as C0123ABCD (C channel, G private channel, D direct message, "
+        "U user)"
+    )
+    chat_id_upper = True
     max_units = MAX_CHARS
     unit = "characters of mrkdwn after escaping"
     native = "chat.startStream / appendStream / stopStream in DMs and threads"
-
-    def normalize_chat_id(self, chat_id: object) -> str:
-        return pattern_chat_id(
-            self.name, chat_id, CHAT_ID, "a conversation id such as C0123ABCD "
-            "(C channel, G private channel, D direct message, U user)", upper=True,
-        )

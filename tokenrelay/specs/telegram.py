@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from tokenrelay.specs.base import ChannelSpec, pattern_chat_id
+from tokenrelay.specs.base import ChannelSpec
 
 #: Telegram's limit for one message's text, in UTF-16 code units after entity parsing
 MAX_UNITS = 4096
@@ -21,12 +21,11 @@ class TelegramSpec(ChannelSpec):
     """Telegram (Bot API): send + edit; drafts natively in private chats."""
 
     name = "telegram"
+    chat_id_pattern = CHAT_ID
+    chat_id_expected = "an integer or @channelname"
     max_units = MAX_UNITS
     unit = "UTF-16 code units after entity parsing"
     native = "sendMessageDraft in private chats"
-
-    def normalize_chat_id(self, chat_id: object) -> str:
-        return pattern_chat_id(self.name, chat_id, CHAT_ID, "an integer or @channelname")
 
     def interval_for(self, chat_id: str, default: float) -> float:
         if is_group(chat_id):

@@ -3,7 +3,7 @@ messages only (they cannot edit)."""
 
 from __future__ import annotations
 
-from tokenrelay.specs.base import ChannelSpec, printable_chat_id
+from tokenrelay.specs.base import ChannelSpec
 
 #: longest message, in characters (most gateways accept more; a per-message cut keeps it safe)
 MAX_CHARS = 4000
@@ -15,9 +15,6 @@ class WebhookSpec(ChannelSpec):
     name = "webhook"
     can_edit = False
     max_units = MAX_CHARS
-
-    def normalize_chat_id(self, chat_id: object) -> str:
-        return printable_chat_id(self.name, chat_id)
 
 
 class ConsoleSpec(WebhookSpec):
