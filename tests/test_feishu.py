@@ -264,3 +264,15 @@ def test_a_bot_out_of_the_chat_is_permanent(emulator, client) -> None:
     emulator.remove_bot("oc_gone")
     with pytest.raises(PermanentFailure, match="230002"):
         client.send("oc_gone", "hi", "text")
+
+
+def test_a_retried_send_is_the_message_its_lost_attempt_made(emulator, client) -> None:
+    """A send whose answer was lost is retried with the same op key: the client posts the same
+    card under the same message ``uuid``, so Feishu's de-dup answers with the first message
+    (showing the retry's text) and the chat holds one message, not a copy."""
+    first = client.send(CHAT, "Hello", "text", call=Call(key="r" * 25))
+    again = client.send(CHAT, "Hello there", "text", call=Call(key="r" * 25))
+
+    assert CardRef.parse(again).message_id == CardRef.parse(first).message_id
+    [message] = emulator.messages(CHAT)
+    assert message.text == "Hello there"

@@ -193,6 +193,9 @@ class FeishuClient:
         self.capabilities = Capabilities(
             can_edit=True, max_units=limits.max_bytes, units=card_bytes, can_delete=True,
         )
+        #: op key -> (card id, created ms) of the cards this client's sends posted (a retried
+        #: send reuses its card, so the message de-dup can recognise it)
+        self._sent_cards: dict[str, tuple[str, int]] = {}
 
     def __repr__(self) -> str:
         return f"FeishuClient(name={self.name!r}, account={self.account!r}, base={self._base!r})"
@@ -210,10 +213,7 @@ class FeishuClient:
     def send(
         self, chat_id: str, text: str, fmt: Format, final: bool = False, call: Call = NO_CALL
     ) -> str:
-        card = card_json(render(text, fmt), streaming=not final)
-        created_ms = int(time.time() * 1000)
-        made = self._api("POST", "/cardkit/v1/cards", {"type": "card_json", "data": card})
-        card_id = str(made["card_id"])
+        card_id, created_ms = self._card_for(call, render(text, fmt), final)
         content = json.dumps({"type": "card", "data": {"card_id": card_id}})
         payload = {"receive_id": chat_id, "msg_type": "interactive", "content": content,
                    "uuid": f"{call.key or uuid.uuid4().hex}-{card_id}"[:50]}
@@ -226,6 +226,28 @@ class FeishuClient:
                 raise
             raise Ambiguous(f"feishu send: {exc}; the message may exist", method="send") from None
         return str(CardRef(str(sent["message_id"]), card_id, ELEMENT_ID, created_ms))
+
+    def _card_for(self, call: Call, content: str, final: bool) -> tuple[str, int]:
+        """The card a send posts: a new one, or, when this op's earlier attempt made a card
+        and lost the message's answer, that card again, set to ``content`` first. The
+        message ``uuid`` (op key + card id) is then the same, so Feishu's one-hour de-dup
+        answers with the message the lost attempt made instead of posting a copy."""
+        earlier = self._sent_cards.get(call.key) if call.key else None
+        if earlier is not None:
+            card_id, created_ms = earlier
+            ref = CardRef("", card_id, ELEMENT_ID, created_ms)
+            self._batch(ref, content, streaming=not final)
+            return earlier
+        created_ms = int(time.time() * 1000)
+        card = card_json(content, streaming=not final)
+        made = self._api("POST", "/cardkit/v1/cards", {"type": "card_json", "data": card})
+        card_id = str(made["card_id"])
+        if call.key:
+            with _sequences_lock:
+                self._sent_cards[call.key] = (card_id, created_ms)
+                while len(self._sent_cards) > SEQUENCES_KEPT:
+                    del self._sent_cards[next(iter(self._sent_cards))]
+        return card_id, created_ms
 
     def edit(
         self,
